@@ -1,0 +1,108 @@
+"""Turning configured credentials into registry auths: open backends, read, parse.
+
+One `read` is one backend request on the happy path; the caller decides how often to read
+(once per pass for `sync`, once per refresh interval for `run`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import tenacity
+
+import backends
+from backends import base
+from syncer import config, dockerconfig, observability
+
+log = logging.getLogger(__name__)
+
+
+class CredentialError(Exception):
+    """A credential could not be turned into auths; the message names fields, never values."""
+
+    def __init__(self, credential: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(f"credential {credential!r}: {message}")
+        self.credential = credential
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The outcome of one read of one credential."""
+
+    name: str
+    auths: dockerconfig.Auths | None = field(repr=False)
+    error: CredentialError | None = None
+
+
+def open_backends(
+    cfg: config.Config, *, plugins: Mapping[str, base.BackendPlugin] | None = None
+) -> dict[str, base.Backend]:
+    """Build every configured backend (connections are made lazily by the backends)."""
+    known = plugins if plugins is not None else backends.plugins()
+    opened: dict[str, base.Backend] = {}
+    for name, spec in cfg.backends.items():
+        opened[name] = known[spec.type].factory(name, spec.settings)
+    return opened
+
+
+def close_backends(opened: Mapping[str, base.Backend]) -> None:
+    for backend in opened.values():
+        try:
+            backend.close()
+        except Exception:
+            log.debug("backend close failed")
+
+
+def read(spec: config.CredentialSpec, backend: base.Backend) -> dockerconfig.Auths:
+    """Fetch and parse one credential; raises CredentialError only."""
+    try:
+        payload = backend.fetch(spec.ref)
+    except base.BackendError as exc:
+        raise CredentialError(spec.name, str(exc), retryable=exc.retryable) from exc
+    try:
+        return dockerconfig.parse_payload(payload.data, fields=spec.fields, registry=spec.registry)
+    except dockerconfig.PayloadError as exc:
+        raise CredentialError(spec.name, f"invalid payload: {exc}") from exc
+
+
+def read_all(
+    cfg: config.Config,
+    opened: Mapping[str, base.Backend],
+    *,
+    metrics: observability.Metrics | None = None,
+    names: set[str] | None = None,
+    attempts: int = 3,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Reading]:
+    """Read each (used) credential exactly once, with a short retry for transient failures."""
+    used = {c for m in cfg.mappings for c in m.credentials}
+    wanted = sorted(used if names is None else names & used)
+    out: dict[str, Reading] = {}
+    for name in wanted:
+        spec = cfg.credentials[name]
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, CredentialError) and e.retryable),
+            wait=tenacity.wait_exponential_jitter(initial=0.5, max=4.0),
+            stop=tenacity.stop_after_attempt(attempts),
+            reraise=True,
+        )
+        try:
+            auths = retrying(read, spec, opened[spec.backend])
+        except CredentialError as exc:
+            log.error("credential read failed", extra={"credential": name, "error": str(exc)})
+            if metrics:
+                metrics.credential_fetch.labels(credential=name, result="error").inc()
+                metrics.credential_up.labels(credential=name).set(0)
+            out[name] = Reading(name, None, exc)
+            continue
+        if metrics:
+            metrics.credential_fetch.labels(credential=name, result="success").inc()
+            metrics.credential_up.labels(credential=name).set(1)
+            metrics.credential_last_success.labels(credential=name).set(clock())
+        out[name] = Reading(name, auths)
+    return out

@@ -1,0 +1,69 @@
+"""Small, typed records of the cluster as the syncer sees it, and the names it writes.
+
+`kube.py` produces these from raw API JSON; `desired.py` and `plan.py` consume them. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "pullsecret-syncer"
+MAPPING_ANNOTATION = "pullsecret-syncer.io/mapping"
+CREDENTIALS_ANNOTATION = "pullsecret-syncer.io/credentials"
+SA_ANNOTATION = "pullsecret-syncer.io/image-pull-secrets"
+SECRET_TYPE = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a type name
+DOCKERCONFIG_KEY = ".dockerconfigjson"
+RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    terminating: bool = False
+    uid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A Secret that either carries our label or has a name one of our mappings wants."""
+
+    namespace: str
+    name: str
+    managed: bool
+    type: str
+    data: bytes | None = field(repr=False)  # decoded .dockerconfigjson, None when absent
+    data_keys: tuple[str, ...]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    resource_version: str
+    uid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    namespace: str
+    name: str
+    image_pull_secrets: tuple[str, ...]  # names, in order, as the API holds them
+    ours: tuple[str, ...]  # names our annotation says we added
+    resource_version: str
+    uid: str = ""
+    has_annotations: bool = True  # whether metadata.annotations exists (JSON-patch paths need it)
+
+
+def split_names(value: str | None) -> tuple[str, ...]:
+    """Parse a comma-separated annotation value into names (empty entries dropped)."""
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What one pass reads from the cluster (or what the watch caches hold)."""
+
+    namespaces: Mapping[str, Namespace]
+    secrets: Mapping[tuple[str, str], Secret]
+    service_accounts: Mapping[str, Mapping[str, ServiceAccount]]  # namespace -> name -> SA

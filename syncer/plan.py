@@ -1,0 +1,269 @@
+"""The diff: what must be written so the cluster matches the desired state. Pure.
+
+Per namespace the actions come in a safe order: Secrets are created or updated first, then
+ServiceAccounts gain their references, then references we added are removed, and only then are
+Secrets pruned — so no ServiceAccount ever points at a Secret we have not written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from syncer import config, desired, model
+
+ActionName = Literal["create", "update", "delete", "patch", "unpatch"]
+Kind = Literal["secret", "serviceaccount"]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    action: ActionName
+    kind: Kind
+    namespace: str
+    name: str
+    mapping: str | None = None
+    credentials: tuple[str, ...] = ()
+    data: bytes | None = field(default=None, repr=False)  # secret create/update
+    resource_version: str | None = None  # precondition for update/delete/patch
+    add: tuple[str, ...] = ()  # serviceaccount: secret names to reference
+    remove: tuple[str, ...] = ()  # serviceaccount: secret names of ours to drop
+    adopt: bool = False
+    drop_keys: tuple[str, ...] = ()  # secret update: foreign data keys to remove
+
+    def describe(self) -> str:
+        """One line for `plan` and logs, e.g. `create secret ns/regcred (hub, ghcr)`."""
+        ref = f"{self.namespace}/{self.name}"
+        if self.kind == "secret":
+            detail = f" ({', '.join(self.credentials)})" if self.credentials else ""
+            verb = "adopt" if self.adopt else self.action
+            return f"{verb} secret {ref}{detail}"
+        changes = " ".join([f"+{n}" for n in self.add] + [f"-{n}" for n in self.remove])
+        return f"{self.action} serviceaccount {ref} {changes}"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "action": "adopt" if self.adopt else self.action,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+            "credentials": list(self.credentials),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SecretConflict:
+    """A Secret with our name that we do not manage (and may not adopt)."""
+
+    namespace: str
+    name: str
+    mapping: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A Secret that cannot be written yet because a credential has no good value."""
+
+    namespace: str
+    name: str
+    mapping: str
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    conflicts: tuple[SecretConflict, ...]
+    blocked: tuple[Blocked, ...]
+
+
+def to_json(actions: tuple[Action, ...]) -> str:
+    return json.dumps([a.as_json() for a in actions], indent=2)
+
+
+def secret_differs(observed: model.Secret, target: desired.Target, data: bytes) -> bool:
+    """Whether a managed Secret must be rewritten to match its target (no write otherwise)."""
+    return (
+        observed.data != data
+        or observed.data_keys != (model.DOCKERCONFIG_KEY,)
+        or observed.labels.get(model.MANAGED_BY_LABEL) != model.MANAGED_BY_VALUE
+        or observed.annotations.get(model.MAPPING_ANNOTATION) != target.mapping
+        or observed.annotations.get(model.CREDENTIALS_ANNOTATION) != ",".join(target.credentials)
+    )
+
+
+def secret_actions(
+    target: desired.Target,
+    observed: model.Secret | None,
+    conflicts: list[SecretConflict],
+    blocked: list[Blocked],
+) -> tuple[list[Action], bool]:
+    """Actions for one target Secret, and whether it will exist afterwards for SAs to use."""
+    data = target.rendered.data
+    common = {"namespace": target.namespace, "name": target.name, "mapping": target.mapping,
+              "credentials": target.credentials}
+    if observed is not None and not observed.managed:
+        if not target.adopt:
+            conflicts.append(SecretConflict(target.namespace, target.name, target.mapping))
+            return [], False
+        if data is None:
+            blocked.append(Blocked(target.namespace, target.name, target.mapping,
+                                   target.rendered.missing))
+            return [], False
+        act = Action("update", "secret", data=data, resource_version=observed.resource_version,
+                     adopt=True, drop_keys=observed.data_keys, **common)  # type: ignore[arg-type]
+        return [act], True
+    if data is None:
+        if observed is None:
+            blocked.append(Blocked(target.namespace, target.name, target.mapping,
+                                   target.rendered.missing))
+            return [], False
+        return [], True  # keep the last good Secret exactly as it is
+    if observed is None:
+        return [Action("create", "secret", data=data, **common)], True  # type: ignore[arg-type]
+    if secret_differs(observed, target, data):
+        act = Action("update", "secret", data=data, resource_version=observed.resource_version,
+                     drop_keys=observed.data_keys, **common)  # type: ignore[arg-type]
+        return [act], True
+    return [], True
+
+
+def _prune_allowed(cfg: config.Config, secret: model.Secret) -> bool:
+    mapping_name = secret.annotations.get(model.MAPPING_ANNOTATION)
+    for mapping in cfg.mappings:
+        if mapping.name == mapping_name:
+            return mapping.prune
+    return cfg.defaults.prune
+
+
+def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> Plan:
+    """Compare desired with observed and list only the writes that change something."""
+    by_ns: dict[str, list[desired.Target]] = defaultdict(list)
+    for target in want.targets.values():
+        by_ns[target.namespace].append(target)
+    managed_by_ns: dict[str, list[model.Secret]] = defaultdict(list)
+    for secret in view.secrets.values():
+        if secret.managed and want.in_scope(secret.namespace):
+            managed_by_ns[secret.namespace].append(secret)
+
+    actions: list[Action] = []
+    conflicts: list[SecretConflict] = []
+    blocked: list[Blocked] = []
+    for ns_name in sorted(set(by_ns) | set(managed_by_ns)):
+        ns = view.namespaces.get(ns_name)
+        if ns is None or ns.terminating:
+            continue  # vanished or going away: hands off
+        targets = by_ns.get(ns_name, [])
+        usable: set[str] = set()
+        secret_writes: list[Action] = []
+        for target in targets:
+            acts, exists = secret_actions(
+                target, view.secrets.get((ns_name, target.name)), conflicts, blocked
+            )
+            secret_writes.extend(acts)
+            if exists:
+                usable.add(target.name)
+        prunable = [
+            s for s in managed_by_ns.get(ns_name, [])
+            if (ns_name, s.name) not in want.targets and _prune_allowed(cfg, s)
+        ]
+        sa_actions = _service_account_actions(
+            cfg, targets, usable, {s.name for s in prunable},
+            {s.name for s in managed_by_ns.get(ns_name, [])},
+            view.service_accounts.get(ns_name, {}),
+        )
+        actions.extend(secret_writes)
+        actions.extend(a for a in sa_actions if a.action == "patch")
+        actions.extend(a for a in sa_actions if a.action == "unpatch")
+        actions.extend(
+            Action("delete", "secret", ns_name, s.name, resource_version=s.resource_version,
+                   mapping=s.annotations.get(model.MAPPING_ANNOTATION),
+                   credentials=model.split_names(s.annotations.get(model.CREDENTIALS_ANNOTATION)))
+            for s in sorted(prunable, key=lambda s: s.name)
+        )
+    return Plan(tuple(actions), tuple(conflicts), tuple(blocked))
+
+
+def _service_account_actions(
+    cfg: config.Config,
+    targets: list[desired.Target],
+    usable: set[str],
+    pruned_secrets: set[str],
+    managed: set[str],
+    accounts: Mapping[str, model.ServiceAccount],
+) -> list[Action]:
+    """Reference usable Secrets from the selected SAs; drop only references we added.
+
+    A reference of ours is dropped when its Secret is pruned, when the SA is no longer selected
+    for it (with pruning on for that mapping), or when nothing we manage has that name any more.
+    A reference still wanted stays even while its credential fails. Names someone else added
+    are never touched, and a name already present is never added twice.
+    """
+    wanted = {t.name: t for t in targets}
+    out: list[Action] = []
+    for sa in sorted(accounts.values(), key=lambda a: a.name):
+        present = set(sa.image_pull_secrets)
+        add = tuple(
+            t.name for t in targets
+            if t.selects_service_account(sa.name) and t.name in usable and t.name not in present
+        )
+        remove: list[str] = []
+        for name in sa.ours:
+            target = wanted.get(name)
+            if target is not None:
+                if not target.selects_service_account(sa.name) and _mapping_prunes(cfg, target):
+                    remove.append(name)
+            elif name in pruned_secrets or (name not in managed and cfg.defaults.prune):
+                remove.append(name)
+        if not add and not remove:
+            continue
+        out.append(Action(
+            "unpatch" if remove and not add else "patch", "serviceaccount", sa.namespace,
+            sa.name, resource_version=sa.resource_version, add=add, remove=tuple(remove),
+        ))
+    return out
+
+
+def _mapping_prunes(cfg: config.Config, target: desired.Target) -> bool:
+    return next((m.prune for m in cfg.mappings if m.name == target.mapping), cfg.defaults.prune)
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def service_account_patch(
+    sa: model.ServiceAccount, *, add: tuple[str, ...], remove: tuple[str, ...]
+) -> list[dict[str, object]] | None:
+    """The JSON patch that adds `add` and drops `remove` (only names we recorded) from a
+    ServiceAccount's imagePullSecrets, keeping every other entry and its order; None if nothing
+    changes. Its first op tests resourceVersion: the list is atomic, so without that
+    precondition a concurrent writer's entry could be lost.
+    """
+    current = list(sa.image_pull_secrets)
+    dropping = {n for n in remove if n in sa.ours}
+    new = [n for n in current if n not in dropping]
+    appended = [n for n in dict.fromkeys(add) if n not in new]
+    new.extend(appended)
+    ours = [n for n in sa.ours if n not in dropping]
+    ours.extend(n for n in appended if n not in ours)
+    if new == current and ours == list(sa.ours):
+        return None
+    ops: list[dict[str, object]] = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": sa.resource_version}
+    ]
+    if new != current:
+        ops.append({"op": "add", "path": "/imagePullSecrets", "value": [{"name": n} for n in new]})
+    if ours != list(sa.ours):
+        key = f"/metadata/annotations/{_pointer(model.SA_ANNOTATION)}"
+        if not ours:
+            ops.append({"op": "remove", "path": key})
+        elif sa.has_annotations:
+            ops.append({"op": "add", "path": key, "value": ",".join(ours)})
+        else:
+            ops.append({"op": "add", "path": "/metadata/annotations",
+                        "value": {model.SA_ANNOTATION: ",".join(ours)}})
+    return ops
