@@ -32,7 +32,7 @@ class Action:
     add: tuple[str, ...] = ()  # serviceaccount: secret names to reference
     remove: tuple[str, ...] = ()  # serviceaccount: secret names of ours to drop
     adopt: bool = False
-    drop_keys: tuple[str, ...] = ()  # secret update: foreign data keys to remove
+    drop_keys: tuple[str, ...] = ()  # secret update: observed data keys (all but ours go)
 
     def describe(self) -> str:
         """One line for `plan` and logs, e.g. `create secret ns/regcred (hub, ghcr)`."""
@@ -106,7 +106,7 @@ def secret_actions(
     common = {"namespace": target.namespace, "name": target.name, "mapping": target.mapping,
               "credentials": target.credentials}
     if observed is not None and not observed.managed:
-        if not target.adopt:
+        if not target.adopt or observed.type != model.SECRET_TYPE:  # type is immutable
             conflicts.append(SecretConflict(target.namespace, target.name, target.mapping))
             return [], False
         if data is None:
@@ -152,7 +152,10 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
     actions: list[Action] = []
     conflicts: list[SecretConflict] = []
     blocked: list[Blocked] = []
-    for ns_name in sorted(set(by_ns) | set(managed_by_ns)):
+    # Also visit namespaces where only our SA bookkeeping is left (Secret gone, no target).
+    with_refs = {ns for ns, accounts in view.service_accounts.items()
+                 if want.in_scope(ns) and any(a.ours for a in accounts.values())}
+    for ns_name in sorted(set(by_ns) | set(managed_by_ns) | with_refs):
         ns = view.namespaces.get(ns_name)
         if ns is None or ns.terminating:
             continue  # vanished or going away: hands off
