@@ -1,0 +1,421 @@
+"""Load the YAML config file (SPEC §3) into frozen values with every default applied.
+
+The file's format lives in :mod:`syncer.configmodels` (pydantic models with camelCase aliases);
+backend and credential blocks are validated by the models of the backend plugin they name. Every
+problem becomes one line ``<file>: <key path>: <message>`` of a :class:`ConfigError`, and no message
+contains a value from the file other than names and references. ``python -m syncer.config``
+prints the file's JSON Schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic_core import PydanticCustomError
+
+import backends
+from backends import base
+from syncer import configerrors, configmodels, dockerconfig
+
+ConfigError = configerrors.ConfigError
+parse_duration = configmodels.parse_duration
+schema = configmodels.schema
+
+# --- resolved values -----------------------------------------------------------------------------
+
+
+class FrozenMap(Mapping[str, Any]):
+    """An immutable, hashable mapping (insertion order kept)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data = dict(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One ``matchExpressions`` term; ``values`` is empty for Exists/DoesNotExist."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    match_labels: Mapping[str, str] = field(default_factory=FrozenMap)
+    match_expressions: tuple[Requirement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceSelection:
+    """Selected if names/patterns/selector matches and no ``exclude`` name or glob does."""
+
+    names: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    selector: LabelSelector | None = None
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    refresh_interval: float = 60.0
+    secret_name: str = "regcred"  # noqa: S105 - a Secret name, not a secret
+    service_accounts: tuple[str, ...] = ("default",)
+    prune: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """A ``backends.<name>`` block; ``settings`` is an instance of its plugin's settings_model."""
+
+    name: str
+    type: str
+    settings: pydantic.BaseModel = field(hash=False)  # plugin models need not be hashable
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSpec:
+    """A ``credentials.<name>`` block with defaults applied; ``registry`` is normalized."""
+
+    name: str
+    backend: str
+    registry: str | None
+    fields: dockerconfig.FieldNames
+    refresh_interval: float
+    ref: base.CredentialRef = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSpec:
+    """A mapping with defaults applied; ``service_accounts`` is names or ``("*",)`` (every one)."""
+
+    name: str
+    namespaces: NamespaceSelection
+    secret_name: str
+    credentials: tuple[str, ...]
+    service_accounts: tuple[str, ...]
+    adopt_existing: bool
+    prune: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole file, resolved. ``path`` is absolute (for reloads)."""
+
+    path: Path
+    defaults: Defaults
+    backends: Mapping[str, BackendSpec]
+    credentials: Mapping[str, CredentialSpec]
+    mappings: tuple[MappingSpec, ...]
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load(
+    path: str | os.PathLike[str], *, plugins: Mapping[str, base.BackendPlugin] | None = None
+) -> Config:
+    """Read and validate the config file; raises :class:`ConfigError` listing every problem."""
+    plugins = backends.plugins() if plugins is None else plugins
+    problems = configerrors.Problems(os.fspath(path))
+    raw = configerrors.read_yaml(Path(path), problems)
+    if problems:
+        raise ConfigError(problems.lines)
+    if not isinstance(raw, dict):
+        problems.add((), "expected a mapping with keys " + ", ".join(configmodels.TOP_LEVEL))
+        raise ConfigError(problems.lines)
+    for key in raw:
+        if key not in configmodels.TOP_LEVEL:
+            problems.unknown_key((key,), key, configmodels.TOP_LEVEL)
+    for key in ("version", "backends", "credentials", "mappings"):
+        if key not in raw:
+            problems.add((key,), "required key is missing")
+    version = raw.get("version", 1)
+    if type(version) is not int or version != 1:
+        problems.add(("version",), "unsupported version (expected 1)")
+
+    defaults = _load_defaults(raw.get("defaults"), problems)
+    backend_specs, backend_types = _load_backends(raw.get("backends", {}), plugins, problems)
+    credential_specs = _load_credentials(
+        raw.get("credentials", {}),
+        _names_of(raw.get("backends")),
+        backend_types,
+        plugins,
+        defaults,
+        problems,
+    )
+    mappings = _load_mappings(
+        raw.get("mappings", []),
+        _names_of(raw.get("credentials")),
+        credential_specs,
+        defaults,
+        problems,
+    )
+    if problems:
+        raise ConfigError(problems.lines)
+    return Config(
+        path=Path(path).absolute(),
+        defaults=defaults,
+        backends=FrozenMap(backend_specs),
+        credentials=FrozenMap(credential_specs),
+        mappings=mappings,
+    )
+
+
+def _names_of(section: Any) -> list[str]:
+    """The names declared in a section, valid or not (so one bad block causes one problem)."""
+    return sorted(k for k in section if isinstance(k, str)) if isinstance(section, dict) else []
+
+
+def _load_defaults(raw: Any, problems: configerrors.Problems) -> Defaults:
+    raw = {} if raw is None else raw
+    parsed = problems.validate(configmodels.DefaultsBlock, raw, ("defaults",))
+    if isinstance(raw, dict):
+        _check_star(raw.get("serviceAccounts"), ("defaults", "serviceAccounts"), problems)
+    if parsed is None:
+        return Defaults()
+    return Defaults(
+        refresh_interval=parsed.refresh_interval,
+        secret_name=parsed.secret_name,
+        service_accounts=tuple(parsed.service_accounts),
+        prune=parsed.prune,
+    )
+
+
+def _named_blocks(
+    raw: Any, section: str, problems: configerrors.Problems
+) -> dict[str, dict[Any, Any]]:
+    """The ``name -> mapping`` entries of a section that are well-formed; problems for the rest."""
+    if not isinstance(raw, dict):
+        problems.add((section,), "expected a mapping of names to blocks")
+        return {}
+    blocks: dict[str, dict[Any, Any]] = {}
+    for name, block in raw.items():
+        if not isinstance(name, str):
+            problems.add((section,), "names must be strings")
+            continue
+        try:
+            configmodels.check_object_name(name)
+        except PydanticCustomError:
+            problems.add((section, name), configmodels.OBJECT_NAME_MSG)
+            continue
+        if not isinstance(block, dict):
+            problems.add((section, name), "expected a mapping")
+            continue
+        blocks[name] = block
+    return blocks
+
+
+def _load_backends(
+    raw: Any, plugins: Mapping[str, base.BackendPlugin], problems: configerrors.Problems
+) -> tuple[dict[str, BackendSpec], dict[str, str]]:
+    """Valid backends by name, and the type of every block whose type is known."""
+    specs: dict[str, BackendSpec] = {}
+    types: dict[str, str] = {}
+    known_types = ", ".join(sorted(plugins))
+    for name, block in _named_blocks(raw, "backends", problems).items():
+        where = ("backends", name)
+        type_name = block.get("type")
+        if "type" not in block:
+            problems.add((*where, "type"), f"required key is missing (one of: {known_types})")
+            continue
+        if not isinstance(type_name, str) or type_name not in plugins:
+            problems.add((*where, "type"), f"unknown backend type (known: {known_types})")
+            continue
+        types[name] = type_name
+        rest = {k: v for k, v in block.items() if k != "type"}
+        settings = problems.validate(plugins[type_name].settings_model, rest, where)
+        if settings is not None:
+            specs[name] = BackendSpec(name=name, type=type_name, settings=settings)
+    return specs, types
+
+
+def _load_credentials(
+    raw: Any,
+    declared: list[str],
+    backend_types: Mapping[str, str],
+    plugins: Mapping[str, base.BackendPlugin],
+    defaults: Defaults,
+    problems: configerrors.Problems,
+) -> dict[str, CredentialSpec]:
+    specs: dict[str, CredentialSpec] = {}
+    for name, block in _named_blocks(raw, "credentials", problems).items():
+        where = ("credentials", name)
+        common = problems.validate(
+            configmodels.CredentialBlock,
+            {k: v for k, v in block.items() if k in configmodels.COMMON_KEYS},
+            where,
+        )
+        backend = block.get("backend")
+        if isinstance(backend, str) and backend not in declared:
+            problems.add((*where, "backend"), f"unknown backend {backend!r} {_known(declared)}")
+        if not isinstance(backend, str) or backend not in backend_types:
+            continue  # without a backend type, the backend-specific keys cannot be judged
+        options = problems.validate(
+            plugins[backend_types[backend]].ref_model,
+            {k: v for k, v in block.items() if k not in configmodels.COMMON_KEYS},
+            where,
+            extra_allowed=configmodels.COMMON_KEYS,
+        )
+        if common is None or options is None:
+            continue
+        names = common.fields or configmodels.FieldsBlock()
+        specs[name] = CredentialSpec(
+            name=name,
+            backend=common.backend,
+            registry=common.registry,
+            fields=dockerconfig.FieldNames(
+                username=names.username, password=names.password, email=names.email
+            ),
+            refresh_interval=common.refresh_interval or defaults.refresh_interval,
+            ref=base.CredentialRef(name=name, options=options),
+        )
+    return specs
+
+
+def _load_mappings(
+    raw: Any,
+    declared: list[str],
+    credential_specs: Mapping[str, CredentialSpec],
+    defaults: Defaults,
+    problems: configerrors.Problems,
+) -> tuple[MappingSpec, ...]:
+    if not isinstance(raw, list):
+        problems.add(("mappings",), "expected a list")
+        return ()
+    first_index: dict[str, int] = {}
+    specs: list[MappingSpec] = []
+    for index, item in enumerate(raw):
+        where: configerrors.Loc = ("mappings", index)
+        parsed = problems.validate(configmodels.MappingBlock, item, where)
+        # The cross-checks read the raw item, so that a type error elsewhere in the same mapping
+        # does not hide them; wrong types were reported by the validation above.
+        if isinstance(item, dict):
+            name = item.get("name")
+            if isinstance(name, str) and name in first_index:
+                problems.add(
+                    (*where, "name"),
+                    f"duplicate mapping name {name!r} (first at mappings[{first_index[name]}])",
+                )
+            if isinstance(name, str):
+                first_index.setdefault(name, index)
+            _check_namespaces(item.get("namespaces"), (*where, "namespaces"), problems)
+            _check_credentials(item.get("credentials"), declared, credential_specs, where, problems)
+            _check_star(item.get("serviceAccounts"), (*where, "serviceAccounts"), problems)
+        if parsed is not None:
+            specs.append(_mapping_spec(parsed, defaults))
+    return tuple(specs)
+
+
+def _check_namespaces(ns: Any, where: configerrors.Loc, problems: configerrors.Problems) -> None:
+    if not isinstance(ns, dict):
+        return
+    if not ns.get("names") and not ns.get("patterns") and ns.get("selector") is None:
+        problems.add(where, "no namespace selection: set at least one of names, patterns, selector")
+    selector = ns.get("selector")
+    expressions = selector.get("matchExpressions") if isinstance(selector, dict) else None
+    for i, req in enumerate(expressions if isinstance(expressions, list) else []):
+        operator = req.get("operator") if isinstance(req, dict) else None
+        at = (*where, "selector", "matchExpressions", i, "values")
+        if operator in ("In", "NotIn") and not req.get("values"):
+            problems.add(at, f"operator {operator} needs at least one value")
+        elif operator in ("Exists", "DoesNotExist") and req.get("values"):
+            problems.add(at, f"operator {operator} takes no values")
+
+
+def _check_credentials(
+    names: Any,
+    declared: list[str],
+    specs: Mapping[str, CredentialSpec],
+    where: configerrors.Loc,
+    problems: configerrors.Problems,
+) -> None:
+    if not isinstance(names, list):
+        return
+    if not names:
+        problems.add((*where, "credentials"), "must list at least one credential")
+    pinned: dict[str, str] = {}
+    for i, name in enumerate(names):
+        at = (*where, "credentials", i)
+        if not isinstance(name, str):
+            continue
+        if name not in declared:
+            problems.add(at, f"unknown credential {name!r} {_known(declared)}")
+        elif names.index(name) != i:
+            problems.add(at, f"credential {name!r} is listed twice")
+        elif name in specs and (registry := specs[name].registry) is not None:
+            if registry in pinned:
+                problems.add(
+                    at, f"credentials {pinned[registry]!r} and {name!r} pin the same registry"
+                )
+            pinned.setdefault(registry, name)
+
+
+def _check_star(accounts: Any, where: configerrors.Loc, problems: configerrors.Problems) -> None:
+    if isinstance(accounts, list) and "*" in accounts and len(accounts) > 1:
+        problems.add(where, "'*' (every ServiceAccount) must be the only entry")
+
+
+def _known(names: list[str]) -> str:
+    return f"(known: {', '.join(names) or 'none'})"
+
+
+def _mapping_spec(parsed: configmodels.MappingBlock, defaults: Defaults) -> MappingSpec:
+    ns = parsed.namespaces
+    selector = None
+    if ns.selector is not None:
+        selector = LabelSelector(
+            match_labels=FrozenMap(ns.selector.match_labels),
+            match_expressions=tuple(
+                Requirement(key=r.key, operator=r.operator, values=tuple(r.values or ()))
+                for r in ns.selector.match_expressions
+            ),
+        )
+    accounts = parsed.service_accounts
+    return MappingSpec(
+        name=parsed.name,
+        namespaces=NamespaceSelection(
+            names=tuple(ns.names),
+            patterns=tuple(ns.patterns),
+            selector=selector,
+            exclude=tuple(ns.exclude),
+        ),
+        secret_name=parsed.secret_name or defaults.secret_name,
+        credentials=tuple(parsed.credentials),
+        service_accounts=defaults.service_accounts if accounts is None else tuple(accounts),
+        adopt_existing=parsed.adopt_existing,
+        prune=defaults.prune if parsed.prune is None else parsed.prune,
+    )
+
+
+def schema_json() -> str:
+    """``schema()`` as written to ``config/schema.json`` (sorted keys, indent 2, newline)."""
+    return json.dumps(schema(), sort_keys=True, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(schema_json())

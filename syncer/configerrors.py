@@ -1,0 +1,300 @@
+"""Config problems as lines ``<file>: <key path>: <message>``: YAML reading and pydantic errors.
+
+Split from :mod:`syncer.config` to keep both small. Every message names a key path and what was
+expected; none contains the offending value (SPEC §7), so a password typed into the wrong key of
+the file never reaches a terminal or a log.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_EXPECTED = {
+    "string_type": "expected a string",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+    "set_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "mapping_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "dataclass_type": "expected a mapping",
+    "missing": "required key is missing",
+    "invalid_key": "keys must be strings",
+    "none_required": "expected no value",
+    "url_type": "expected a URL string",
+    "url_parsing": "expected a URL",
+    "url_scheme": "expected a URL with an allowed scheme",
+}
+
+
+class ConfigError(Exception):
+    """The config file is unusable; ``problems`` has one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def format_path(loc: Loc) -> str:
+    """``("mappings", 0, "credentials", 1)`` -> ``mappings[0].credentials[1]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out or "(top level)"
+
+
+class Problems:
+    """Collects every problem of one file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def add(self, loc: Loc | str, message: str) -> None:
+        where = loc if isinstance(loc, str) else format_path(loc)
+        self.lines.append(f"{self.file}: {where}: {message}")
+
+    def unknown_key(self, loc: Loc, key: object, allowed: Iterable[str]) -> None:
+        allowed = sorted(set(allowed))
+        if not isinstance(key, str):
+            self.add(loc[:-1], "keys must be strings")
+            return
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
+        close = [camel] if camel in allowed else difflib.get_close_matches(key, allowed, n=1)
+        if close:
+            self.add(loc, f"unknown key; did you mean {close[0]!r}?")
+        else:
+            self.add(loc, f"unknown key (allowed: {', '.join(allowed) or 'none'})")
+
+    def validate(
+        self, model: type[M], data: Any, where: Loc, *, extra_allowed: Sequence[str] = ()
+    ) -> M | None:
+        """``model`` validated from ``data`` (found at ``where``), or None after adding problems."""
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                self._add_pydantic(error, model, data, where, extra_allowed)
+            return None
+        except Exception as exc:  # a plugin validator's bug must not become a traceback
+            self.add(where, f"could not be validated ({type(exc).__name__})")
+            return None
+
+    def _add_pydantic(
+        self,
+        error: Any,
+        model: type[pydantic.BaseModel],
+        data: Any,
+        where: Loc,
+        extra_allowed: Sequence[str],
+    ) -> None:
+        loc: Loc = tuple(error["loc"])
+        kind: str = error["type"]
+        user_loc = _user_loc(loc, data, kind)
+        if kind == "extra_forbidden" and user_loc:
+            parent = _model_at(model, loc[:-1])
+            allowed = list(_aliases(parent)) if parent is not None else []
+            if len(loc) == 1:
+                allowed += extra_allowed
+            self.unknown_key((*where, *user_loc), user_loc[-1], allowed)
+            return
+        self.add((*where, *user_loc), _message(error))
+
+
+def _user_loc(loc: Loc, data: Any, kind: str) -> Loc:
+    """The part of pydantic's ``loc`` that names keys the user wrote (drops union member tags)."""
+    out: list[str | int] = []
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif i == len(loc) - 1 and kind in ("missing", "extra_forbidden"):
+            pass
+        else:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _message(error: Any) -> str:
+    kind: str = error["type"]
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    value = error.get("input")
+    if kind in _EXPECTED:
+        message = _EXPECTED[kind]
+        if kind == "string_type" and isinstance(value, bool | int | float):
+            message += " (quote the value in YAML)"
+    elif kind in ("literal_error", "enum"):
+        message = f"expected {ctx.get('expected', 'one of the allowed values')}"
+    elif kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        message = "must not be empty" if n == 1 else f"must be at least {n} characters"
+    elif kind == "string_too_long":
+        message = f"must be at most {ctx.get('max_length')} characters"
+    elif kind == "too_short":
+        message = f"must have at least {ctx.get('min_length')} item(s)"
+    elif kind == "too_long":
+        message = f"must have at most {ctx.get('max_length')} item(s)"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = next(iter(ctx.values()), "?")
+        message = f"must be {kind.replace('_', ' ').replace(' equal', ' or equal to')} {bound}"
+    elif kind == "string_pattern_mismatch":
+        message = f"must match the pattern {ctx.get('pattern')}"
+    else:
+        message = str(error.get("msg", "invalid value"))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+    return _scrub(message, value)
+
+
+def _scrub(message: str, value: Any) -> str:
+    """Remove the offending value should a (plugin's) validator have put it into its message."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value)
+        if len(text) >= 3 and text in message:
+            message = message.replace(text, "<value hidden>")
+    return message
+
+
+def _unwrap(tp: Any) -> Any:
+    """The model/list/dict inside Optional[...] / Annotated[...]."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def _model_at(model: Any, loc: Loc) -> type[pydantic.BaseModel] | None:
+    """The model class that validates the object at ``loc`` below ``model``, if one does."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
+            fields = {(f.alias or n): f for n, f in tp.model_fields.items()}
+            if part not in fields:
+                return None
+            tp = fields[part].annotation
+        elif origin in (list, tuple, set, frozenset, Sequence) or origin is dict:
+            tp = typing.get_args(tp)[-1] if typing.get_args(tp) else Any
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel) else None
+
+
+def _aliases(model: type[pydantic.BaseModel]) -> Iterable[str]:
+    return ((f.alias or n) for n, f in model.model_fields.items())
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reports duplicate keys instead of silently keeping the last one."""
+
+    duplicates: list[tuple[int, int, str]]
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            if key in seen:
+                mark = key_node.start_mark
+                name = key if isinstance(key, str) else "(non-string key)"
+                loader.duplicates.append((mark.line + 1, mark.column + 1, name))
+            seen.add(key)
+        except TypeError:
+            pass  # an unhashable key: SafeLoader itself reports it
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path, problems: Problems) -> Any:
+    """The parsed document, or None after adding problems (missing file, syntax, duplicates)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.add("(file)", "not found")
+        return None
+    except IsADirectoryError:
+        problems.add("(file)", "is a directory, not a file")
+        return None
+    except UnicodeDecodeError:
+        problems.add("(file)", "is not valid UTF-8")
+        return None
+    except OSError as exc:
+        problems.add("(file)", f"cannot be read ({exc.strerror or type(exc).__name__})")
+        return None
+    loader = _Loader(text)
+    loader.duplicates = []
+    try:
+        document = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problems.add(where, f"invalid YAML: {_yaml_problem(exc.problem or exc.context)}")
+        return None
+    except (yaml.YAMLError, RecursionError):
+        problems.add("(file)", "invalid YAML")
+        return None
+    finally:
+        loader.dispose()
+    for line, column, key in loader.duplicates:
+        problems.add(f"line {line}, column {column}", f"duplicate key {key!r}")
+    return document
+
+
+def _yaml_problem(problem: str | None) -> str:
+    """PyYAML's description of a syntax problem, minus any quoted piece of the document."""
+    if not problem:
+        return "syntax error"
+    return re.sub(
+        r"'([^']*)'",
+        lambda m: m.group(0) if len(m.group(1)) <= 2 or m.group(1)[:1] == "<" else "'…'",
+        problem,
+    )

@@ -1,0 +1,289 @@
+"""Backend payloads to registry auths, registry-key normalization, ``.dockerconfigjson`` rendering.
+
+Pure: no I/O. Every error is a :class:`PayloadError` whose message names the field at fault and
+never contains a value; every object holding credential material redacts itself in ``repr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+DOCKER_HUB = "https://index.docker.io/v1/"
+_DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_HOST = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"
+    r"(?::[0-9]{1,5})?$"
+)
+_PATH = re.compile(r"^[A-Za-z0-9._~/-]*$")
+
+
+class PayloadError(ValueError):
+    """A backend secret is not a usable registry credential; names fields, never values."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNames:
+    """Which payload keys hold the username, password and email of basic credentials."""
+
+    username: str = "username"
+    password: str = "password"  # noqa: S105 - a key name, not a secret
+    email: str = "email"
+
+
+class SecretMap(Mapping[str, Any]):
+    """An immutable mapping that holds credential material: ``repr`` shows its keys only."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"SecretMap(keys={sorted(self._data)!r}, values=<redacted>)"
+
+    __str__ = __repr__
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, _freeze(v)) for k, v in self._data.items())))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+# Registry key (normalized) -> Docker config entry ({"auth": …, "username": …, …}).
+Auths: TypeAlias = Mapping[str, Mapping[str, str]]
+
+
+def normalize_registry(registry: str) -> str:
+    """The key a registry has in ``auths``: Docker Hub's canonical URL, else host[:port][/path].
+
+    The scheme and trailing slashes are dropped and the host is lower-cased; every spelling of
+    Docker Hub (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``, with or without
+    scheme and ``/v1/``) becomes ``https://index.docker.io/v1/``.
+    """
+    if not isinstance(registry, str):
+        raise PayloadError("registry must be a string")
+    text = registry.strip()
+    if not text:
+        raise PayloadError("registry is empty")
+    text = _SCHEME.sub("", text)
+    host, slash, path = text.partition("/")
+    host = host.lower()
+    path = path.strip("/")
+    if not _HOST.match(host) or (slash and not _PATH.match(path)) or "//" in path:
+        raise PayloadError("registry is not a valid host[:port][/path]")
+    if host in _DOCKER_HUB_HOSTS:
+        return DOCKER_HUB
+    return f"{host}/{path}" if path else host
+
+
+def parse_payload(data: Mapping[str, object], *, fields: FieldNames, registry: str | None) -> Auths:
+    """The registry auths a backend secret holds (SPEC §3 "Payloads", detected in this order).
+
+    1. a Docker config: key ``.dockerconfigjson`` (JSON string or object) or key ``auths``;
+    2. basic credentials under the ``fields`` names; the registry is ``registry`` (from the
+       config, wins) or the payload's ``registry``/``server``.
+    """
+    if not isinstance(data, Mapping):
+        raise PayloadError("secret is not an object")
+    if ".dockerconfigjson" in data:
+        return _auths_of_docker_config(_docker_config_document(data[".dockerconfigjson"]))
+    if "auths" in data:
+        return _auths_of_docker_config(data)
+    return _auths_of_basic(data, fields=fields, registry=registry)
+
+
+def parse_json_document(text: str | bytes) -> Mapping[str, Any]:
+    """A JSON object from a string or UTF-8 bytes (AWS ``SecretString``/``SecretBinary``)."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise PayloadError("not valid UTF-8") from None
+    document = _loads(text, what="secret")
+    if not isinstance(document, dict):
+        raise PayloadError("not a JSON object")
+    return document
+
+
+def merge(parts: Sequence[tuple[str, Auths]]) -> tuple[Auths, tuple[tuple[str, str], ...]]:
+    """Merge several credentials' auths in order; the first to claim a registry keeps it.
+
+    Returns the merged auths and the ``(credential, registry)`` pairs that lost to an earlier
+    credential, so the caller can warn about them.
+    """
+    merged: dict[str, Mapping[str, str]] = {}
+    shadowed: list[tuple[str, str]] = []
+    for credential, auths in parts:
+        for key, entry in auths.items():
+            if key in merged:
+                shadowed.append((credential, key))
+            else:
+                merged[key] = entry
+    return SecretMap(merged), tuple(shadowed)
+
+
+def render(auths: Auths) -> bytes:
+    """The ``.dockerconfigjson`` bytes: ``{"auths": …}``, sorted keys, compact, UTF-8.
+
+    Identical input gives byte-identical output, so an unchanged credential causes no write.
+    """
+    document = {"auths": {key: dict(entry) for key, entry in auths.items()}}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def _loads(text: str, *, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        # json's messages and the exception's `doc` carry the input: drop the cause on purpose.
+        raise PayloadError(f"{what} is not valid JSON") from None
+
+
+def _docker_config_document(value: object) -> Mapping[str, Any]:
+    if isinstance(value, str):
+        value = _loads(value, what="'.dockerconfigjson'")
+    if not isinstance(value, Mapping):
+        raise PayloadError("'.dockerconfigjson' must be a JSON object")
+    if "auths" not in value:
+        raise PayloadError("'.dockerconfigjson' has no 'auths' object")
+    return value
+
+
+def _auths_of_docker_config(document: Mapping[str, Any]) -> Auths:
+    raw = document["auths"]
+    if not isinstance(raw, Mapping):
+        raise PayloadError("'auths' must be an object")
+    if not raw:
+        raise PayloadError("'auths' is empty")
+    result: dict[str, Mapping[str, str]] = {}
+    for raw_key, raw_entry in raw.items():
+        try:
+            key = normalize_registry(raw_key)
+        except PayloadError:
+            # An unparsable key is not known to be a registry name: do not echo it.
+            raise PayloadError(
+                "'auths' has a key that is not a registry (host[:port][/path])"
+            ) from None
+        where = f"'auths' entry {key!r}"
+        if key in result:
+            raise PayloadError(f"{where}: registry appears twice after normalization")
+        result[key] = SecretMap(_docker_entry(raw_entry, where=where))
+    return SecretMap(result)
+
+
+def _docker_entry(raw: object, *, where: str) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise PayloadError(f"{where} must be an object")
+    entry: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise PayloadError(f"{where}: field {str(name)!r} must be a string")
+        entry[name] = value
+    if "auth" in entry:
+        _check_auth(entry["auth"], where=where)
+    elif "username" in entry and "password" in entry:
+        entry["auth"] = _basic_auth(
+            _non_empty(entry, "username", where=f"{where}: "),
+            _non_empty(entry, "password", where=f"{where}: "),
+            username_field="username",
+            where=f"{where}: ",
+        )
+    elif not entry.get("identitytoken") and not entry.get("registrytoken"):
+        raise PayloadError(
+            f"{where} has no credentials (needs 'auth', 'username' and 'password', "
+            "'identitytoken' or 'registrytoken')"
+        )
+    return entry
+
+
+def _check_auth(auth: str, *, where: str) -> None:
+    if not auth.strip():
+        raise PayloadError(f"{where}: field 'auth' is empty")
+    try:
+        decoded = base64.b64decode(auth, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise PayloadError(f"{where}: field 'auth' is not base64 of 'username:password'") from None
+    if ":" not in decoded:
+        raise PayloadError(f"{where}: field 'auth' is not base64 of 'username:password'")
+
+
+def _auths_of_basic(
+    data: Mapping[str, object], *, fields: FieldNames, registry: str | None
+) -> Auths:
+    missing = [name for name in (fields.username, fields.password) if name not in data]
+    if len(missing) == 2:
+        raise PayloadError(
+            "no credentials found: expected '.dockerconfigjson', 'auths', or fields "
+            f"{fields.username!r} and {fields.password!r}"
+        )
+    if missing:
+        raise PayloadError(f"field {missing[0]!r} is missing")
+    username = _non_empty(data, fields.username)
+    password = _non_empty(data, fields.password)
+    entry = {
+        "username": username,
+        "password": password,
+        "auth": _basic_auth(username, password, username_field=fields.username),
+    }
+    if data.get(fields.email) is not None:
+        email = data[fields.email]
+        if not isinstance(email, str):
+            raise PayloadError(f"field {fields.email!r} must be a string")
+        if email.strip():
+            entry["email"] = email
+    key = normalize_registry(registry) if registry is not None else _payload_registry(data)
+    return SecretMap({key: SecretMap(entry)})
+
+
+def _payload_registry(data: Mapping[str, object]) -> str:
+    for name in ("registry", "server"):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise PayloadError(f"field {name!r} must be a string")
+        try:
+            return normalize_registry(value)
+        except PayloadError as exc:
+            raise PayloadError(f"field {name!r}: {exc}") from None
+    raise PayloadError(
+        "no registry: set 'registry' in the config or 'registry'/'server' in the secret"
+    )
+
+
+def _non_empty(data: Mapping[str, object], name: str, *, where: str = "") -> str:
+    value = data[name]
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}field {name!r} must be a string")
+    if not value.strip():
+        raise PayloadError(f"{where}field {name!r} is empty")
+    return value
+
+
+def _basic_auth(username: str, password: str, *, username_field: str, where: str = "") -> str:
+    if ":" in username:
+        # Docker splits `auth` at the first colon: such a username could never be read back.
+        raise PayloadError(f"{where}field {username_field!r} must not contain ':'")
+    return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
