@@ -26,6 +26,7 @@ def plugins() -> dict[str, base.BackendPlugin]:
             continue
         plugin = ep.load()
         if not isinstance(plugin, base.BackendPlugin):
-            raise TypeError(f"entry point {ep.name!r} of {ENTRY_POINT_GROUP} is not a BackendPlugin")
+            raise TypeError(
+                f"entry point {ep.name!r} of {ENTRY_POINT_GROUP} is not a BackendPlugin")
         found[ep.name] = plugin
     return found
