@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 import syncer
+from backends import base
 from syncer import config, credentials, engine, kube, observability
 
 log = logging.getLogger("syncer")
@@ -83,6 +84,18 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.debug("internal error", exc_info=True)
+        print(f"error: internal error ({type(exc).__name__}); run with --log-level debug "
+              "for details", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     if args.command == "version":
         print(f"pullsecret-syncer {syncer.__version__}")
@@ -90,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     observability.setup_logging(fmt=args.log_format, level=args.log_level)
     try:
         cfg = config.load(args.config)
+        opened = credentials.open_backends(cfg)
     except config.ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
@@ -97,44 +111,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from syncer import daemon  # the daemon's machinery is needed by `run` alone
 
-        return daemon.main(cfg, args)
+        return daemon.main(cfg, args, backends=opened)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "check":
-            return _check(cfg, connect=args.connect)
-        return _one_pass(cfg, args, dry_run=args.command == "plan")
+            return _check(cfg, opened, connect=args.connect)
+        return _one_pass(cfg, opened, args, dry_run=args.command == "plan")
     except KeyboardInterrupt:
         return 130
     except Terminated:
         return 143
     finally:
         signal.signal(signal.SIGTERM, previous)
+        credentials.close_backends(opened)
 
 
-def _check(cfg: config.Config, *, connect: bool) -> int:
+def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool) -> int:
     print(f"config {cfg.path}: ok ({len(cfg.backends)} backends, {len(cfg.credentials)} "
           f"credentials, {len(cfg.mappings)} mappings)")
     if not connect:
         return EXIT_OK
     status = EXIT_OK
-    opened = credentials.open_backends(cfg)
-    try:
-        for name in sorted(cfg.credentials):
-            spec = cfg.credentials[name]
-            try:
-                auths = credentials.read(spec, opened[spec.backend])
-            except credentials.CredentialError as exc:
-                print(f"FAIL {exc}")
-                status = EXIT_FAILED
-                continue
-            print(f"ok   credential {name!r} ({spec.backend}): registries "
-                  f"{', '.join(sorted(auths))}")
-    finally:
-        credentials.close_backends(opened)
+    for name in sorted(opened):
+        try:
+            opened[name].check()
+        except base.BackendError as exc:
+            print(f"FAIL backend {name!r}: {exc}")
+            status = EXIT_FAILED
+            continue
+        print(f"ok   backend {name!r}: connected")
+    for name in sorted(cfg.credentials):
+        spec = cfg.credentials[name]
+        try:
+            auths = credentials.read(spec, opened[spec.backend])
+        except credentials.CredentialError as exc:
+            print(f"FAIL {exc}")
+            status = EXIT_FAILED
+            continue
+        print(f"ok   credential {name!r} ({spec.backend}): registries "
+              f"{', '.join(sorted(auths))}")
     return status
 
 
-def _one_pass(cfg: config.Config, args: argparse.Namespace, *, dry_run: bool) -> int:
+def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argparse.Namespace,
+              *, dry_run: bool) -> int:
     metrics = observability.Metrics()
     try:
         kconf = kube.load_configuration(kubeconfig=args.kubeconfig, context=args.context)
@@ -144,7 +164,6 @@ def _one_pass(cfg: config.Config, args: argparse.Namespace, *, dry_run: bool) ->
         return EXIT_USAGE
     client = kube.Kube(kconf, qps=getattr(args, "kube_qps", 20.0),
                        burst=getattr(args, "kube_burst", 40), on_write=metrics.record_write)
-    opened = credentials.open_backends(cfg)
     try:
         readings = credentials.read_all(cfg, opened, metrics=metrics)
         good = {n: r.auths for n, r in readings.items() if r.auths is not None}
@@ -156,7 +175,6 @@ def _one_pass(cfg: config.Config, args: argparse.Namespace, *, dry_run: bool) ->
         eng = engine.Engine(None if dry_run else client, metrics=metrics)
         report = eng.reconcile(cfg, good, view, dry_run=dry_run)
     finally:
-        credentials.close_backends(opened)
         client.close()
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:

@@ -41,11 +41,22 @@ class Reading:
 def open_backends(
     cfg: config.Config, *, plugins: Mapping[str, base.BackendPlugin] | None = None
 ) -> dict[str, base.Backend]:
-    """Build every configured backend (connections are made lazily by the backends)."""
+    """Build every configured backend (connections are made lazily by the backends).
+
+    Settings that cannot work (no address, no token source) are config errors: ConfigError
+    with one line per backend, like the loader's.
+    """
     known = plugins if plugins is not None else backends.plugins()
     opened: dict[str, base.Backend] = {}
+    problems: list[str] = []
     for name, spec in cfg.backends.items():
-        opened[name] = known[spec.type].factory(name, spec.settings)
+        try:
+            opened[name] = known[spec.type].factory(name, spec.settings)
+        except base.BackendError as exc:
+            problems.append(f"{cfg.path}: backends.{name}: {exc}")
+    if problems:
+        close_backends(opened)
+        raise config.ConfigError(problems)
     return opened
 
 

@@ -76,7 +76,7 @@ def _fingerprint(path: Path) -> str:
 
 class Daemon:
     def __init__(self, cfg: config.Config, args: argparse.Namespace, *,
-                 stop: threading.Event | None = None) -> None:
+                 backends: dict[str, base.Backend], stop: threading.Event | None = None) -> None:
         self.cfg = cfg
         self.args = args
         self.stop = stop or threading.Event()
@@ -93,7 +93,7 @@ class Daemon:
                                     note_service_account=self._note_sa)
         self.refresher = refresher.Refresher(metrics=self.metrics, on_change=self._on_rotation,
                                              stop=self.stop)
-        self.backends: dict[str, base.Backend] = credentials.open_backends(cfg)
+        self.backends = backends
         self.refresher.configure(cfg, self.backends)
         self.elector: leader.LeaderElector | None = None
         if args.leader_elect:
@@ -139,7 +139,7 @@ class Daemon:
     # ---- lifecycle ----------------------------------------------------------------------
     def run(self) -> None:
         self.http.start()
-        log.info("starting", extra={"name": self.args.http_addr})
+        log.info("starting", extra={"object": self.args.http_addr})
         self.caches.start()
         self.refresher.start()
         self.worker.start()
@@ -245,12 +245,19 @@ class Daemon:
             return
         self._config_fp = fingerprint
         if new.backends != self.cfg.backends:
+            try:
+                fresh = credentials.open_backends(new)
+            except config.ConfigError as exc:
+                for line in exc.problems:
+                    log.error("config rejected; keeping the previous one", extra={"error": line})
+                self.metrics.reconcile_errors.labels(reason="config").inc()
+                return
             old_backends = self.backends
-            self.backends = credentials.open_backends(new)
+            self.backends = fresh
             credentials.close_backends(old_backends)
         self.cfg = new
         self.refresher.configure(new, self.backends)
-        log.info("config loaded", extra={"name": str(new.path)})
+        log.info("config loaded", extra={"object": str(new.path)})
         if refresh:
             self.refresher.refresh_all()
         try:
@@ -260,7 +267,8 @@ class Daemon:
         self.queue.add(None)
 
 
-def main(cfg: config.Config, args: argparse.Namespace) -> int:
+def main(cfg: config.Config, args: argparse.Namespace, *,
+         backends: dict[str, base.Backend]) -> int:
     stop = threading.Event()
     received: list[int] = []
 
@@ -273,7 +281,7 @@ def main(cfg: config.Config, args: argparse.Namespace) -> int:
         log.error("--leader-elect needs --leader-election-namespace or $POD_NAMESPACE")
         return 2
     try:
-        daemon = Daemon(cfg, args, stop=stop)
+        daemon = Daemon(cfg, args, backends=backends, stop=stop)
     except kube.KubeError as exc:
         log.error("cannot start", extra={"error": str(exc)})
         return 1

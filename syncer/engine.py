@@ -101,11 +101,11 @@ class Engine:
         for name, rendered in want.rendered.items():
             for cred, registry in rendered.shadowed:
                 log.warning("registry provided by an earlier credential; ignoring this one",
-                            extra={"mapping": name, "credential": cred, "name": registry})
+                            extra={"mapping": name, "credential": cred, "object": registry})
         for mc in want.conflicts:
             log.warning("two mappings select the same secret; the first in the file wins",
                         extra={"namespace": mc.namespace, "mapping": mc.loser,
-                               "name": mc.secret_name})
+                               "object": mc.secret_name})
             if not dry_run:
                 self.metrics.conflicts.labels(kind="mapping").inc()
                 self._event("Namespace", mc.namespace, mc.namespace, "", "MappingConflict",
@@ -113,7 +113,7 @@ class Engine:
                             f"{mc.secret_name!r}; {mc.winner!r} wins (first in file)")
         for sc in the_plan.conflicts:
             log.error("secret exists and is not managed by pullsecret-syncer; leaving it alone",
-                      extra={"namespace": sc.namespace, "name": sc.name, "mapping": sc.mapping})
+                      extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping})
             if not dry_run:
                 self.metrics.conflicts.labels(kind="secret").inc()
                 self._event("Secret", sc.namespace, sc.name, "", "SecretConflict",
@@ -122,7 +122,7 @@ class Engine:
                             "this namespace. Delete it or set adoptExisting: true.")
         for b in the_plan.blocked:
             log.warning("secret not written: credential has no good value yet",
-                        extra={"namespace": b.namespace, "name": b.name, "mapping": b.mapping,
+                        extra={"namespace": b.namespace, "object": b.name, "mapping": b.mapping,
                                "credential": ",".join(b.missing)})
             if not dry_run:
                 self.metrics.reconcile_errors.labels(reason="credential_unavailable").inc()
@@ -192,7 +192,7 @@ class Engine:
     def _write_failed(self, action: plan.Action, exc: kube.KubeError, report: Report) -> None:
         report.failures.append(str(exc))
         self.metrics.reconcile_errors.labels(reason="kube_write").inc()
-        log.error("write failed", extra={"namespace": action.namespace, "name": action.name,
+        log.error("write failed", extra={"namespace": action.namespace, "object": action.name,
                                          "kind": action.kind, "action": action.action,
                                          "mapping": action.mapping, "error": str(exc)})
         kind = "Secret" if action.kind == "secret" else "ServiceAccount"
@@ -202,7 +202,7 @@ class Engine:
 
     def _done(self, action: plan.Action, report: Report) -> None:
         report.applied.append(action)
-        log.info(action.describe(), extra={"namespace": action.namespace, "name": action.name,
+        log.info(action.describe(), extra={"namespace": action.namespace, "object": action.name,
                                            "kind": action.kind, "action": action.action,
                                            "mapping": action.mapping})
 
@@ -261,7 +261,7 @@ class Engine:
         for sc in conflicts:
             self.metrics.conflicts.labels(kind="secret").inc()
             log.error("secret exists and is not managed by pullsecret-syncer; leaving it alone",
-                      extra={"namespace": sc.namespace, "name": sc.name, "mapping": sc.mapping})
+                      extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping})
         if conflicts:
             raise kube.KubeError(f"secret {action.namespace}/{action.name}: taken by a Secret "
                                  "we do not manage", reason="SecretConflict")

@@ -74,12 +74,12 @@ class LeaderElector:
             if ok:
                 self._last_renew = now
                 if not self.is_leader.is_set():
-                    log.info("became leader", extra={"name": self.identity})
+                    log.info("became leader", extra={"object": self.identity})
                     self.is_leader.set()
                     self._on_started()
             elif self.is_leader.is_set() and now - self._last_renew > self._deadline:
                 log.error("lost leadership: lease not renewed within the deadline",
-                          extra={"name": self.identity})
+                          extra={"object": self.identity})
                 self.is_leader.clear()
                 self._on_stopped()
             self._stop.wait(self._retry)
@@ -143,6 +143,6 @@ class LeaderElector:
             lease["spec"] = spec
             self._client.write_json("PUT", self._path,
                                     f"PUT leases {self.namespace}/{self.name}", body=lease)
-            log.info("released leadership", extra={"name": self.identity})
+            log.info("released leadership", extra={"object": self.identity})
         except kube.KubeError as exc:
             log.warning("could not release the lease", extra={"error": str(exc)})

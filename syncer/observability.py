@@ -17,7 +17,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 PREFIX = "pullsecret_syncer_"
-LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "name", "error", "backend",
+LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "error", "backend",
             "retry_in")
 
 
