@@ -1,0 +1,316 @@
+"""`pullsecret-syncer run` on the real stack: watches, refresh, resync, reload, metrics, signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.integration.conftest import (
+    assert_no_leak,
+    dockerconfig_of,
+    pull_secret_names,
+    read_secret,
+    wait_for_sa,
+)
+from tests.integration.daemonproc import DaemonProcess, wait_until
+
+HUB_PW = "hub-pw-SENTINEL-d1"
+GHCR_PW = "ghcr-pw-SENTINEL-d2"
+CONVERGE = 10.0  # generous on a loaded 2-core CI machine; latency figures live in benchmarks/
+
+
+@pytest.fixture
+def creds(vault: Any, aws: Any, unique: str) -> dict[str, Any]:
+    vault.client().secrets.kv.v2.create_or_update_secret(
+        path=f"pss/{unique}/hub", secret={"username": "hubuser", "password": HUB_PW},
+        mount_point=vault.kv2_mount)
+    aws.client("secretsmanager").create_secret(Name=f"pss/{unique}/ghcr", SecretString=json.dumps(
+        {"username": "ghcruser", "password": GHCR_PW, "registry": "ghcr.io"}))
+    return {"vault": vault, "aws": aws}
+
+
+def daemon_config(vault: Any, aws: Any, unique: str, *, refresh: str = "2s",
+                  vault_addr: str | None = None, aws_endpoint: str | None = None,
+                  mappings: str | None = None) -> str:
+    return f"""
+version: 1
+defaults:
+  refreshInterval: {refresh}
+backends:
+  vault:
+    type: vault
+    address: {vault_addr or vault.addr}
+    auth: {{method: token}}
+  aws:
+    type: aws-secrets-manager
+    region: {aws.region}
+    endpointUrl: {aws_endpoint or aws.endpoint}
+credentials:
+  hub: {{backend: vault, path: pss/{unique}/hub, registry: docker.io}}
+  ghcr: {{backend: aws, secretId: pss/{unique}/ghcr}}
+mappings:
+{mappings or f'''
+  - name: live
+    namespaces:
+      patterns: ["live-{unique}*"]
+      selector: {{matchLabels: {{pss-live: "{unique}"}}}}
+    credentials: [hub, ghcr]
+    serviceAccounts: ["*"]
+'''}
+"""
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, stack_env: dict[str, str],
+                 leak_values: list[str]) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(config: Path, *, env: dict[str, str] | None = None,
+              args: tuple[str, ...] = ()) -> DaemonProcess:
+        proc = DaemonProcess(config, env or stack_env, tmp_path / f"daemon-{len(started)}.log",
+                             extra_args=args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.terminate()
+        output = proc.output()
+        proc.close()
+        assert "Traceback" not in output, output[-3000:]
+        assert_no_leak(output, leak_values)
+
+
+def has_secret_and_ref(core: Any, ns: str, secret: str = "regcred", sa: str = "default") -> bool:
+    read_secret(core, ns, secret)
+    return secret in pull_secret_names(core, ns, sa)
+
+
+def test_new_namespace_and_new_service_account_are_synced_within_seconds(
+    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    cfg = write_config(daemon_config(creds["vault"], creds["aws"], unique))
+    daemon = start_daemon(cfg)
+    daemon.wait_ready()
+    ns = namespace_factory(prefix="live")
+    wait_until(lambda: has_secret_and_ref(core, ns), timeout=CONVERGE, what="new namespace")
+    auths = dockerconfig_of(read_secret(core, ns, "regcred"))["auths"]
+    assert set(auths) == {"https://index.docker.io/v1/", "ghcr.io"}
+
+    core.create_namespaced_service_account(ns, k8s.V1ServiceAccount(
+        metadata=k8s.V1ObjectMeta(name="later")))
+    wait_until(lambda: pull_secret_names(core, ns, "later") == ["regcred"], timeout=CONVERGE,
+               what="new ServiceAccount")
+
+    other = namespace_factory(prefix="elsewhere")
+    wait_for_sa(core, other)
+    core.patch_namespace(other, {"metadata": {"labels": {"pss-live": unique}}})
+    wait_until(lambda: has_secret_and_ref(core, other), timeout=CONVERGE, what="relabelled in")
+    core.patch_namespace(other, {"metadata": {"labels": {"pss-live": "off"}}})
+    wait_until(lambda: pull_secret_names(core, other) == [], timeout=CONVERGE,
+               what="relabelled out: entry removed")
+    wait_until(lambda: not core.list_namespaced_secret(
+        other, label_selector="app.kubernetes.io/managed-by=pullsecret-syncer").items,
+        timeout=CONVERGE, what="relabelled out: secret pruned")
+
+
+def test_deleted_or_edited_secret_and_removed_entry_are_repaired_keeping_foreign_entries(
+    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    ns = namespace_factory(prefix="live")
+    wait_for_sa(core, ns)
+    daemon = start_daemon(write_config(daemon_config(creds["vault"], creds["aws"], unique)))
+    daemon.wait_ready()
+    wait_until(lambda: has_secret_and_ref(core, ns), timeout=CONVERGE, what="initial sync")
+    good = read_secret(core, ns, "regcred").data
+
+    core.delete_namespaced_secret("regcred", ns)
+    wait_until(lambda: read_secret(core, ns, "regcred").data == good, timeout=CONVERGE,
+               what="deleted secret recreated")
+
+    core.patch_namespaced_secret("regcred", ns, {"data": {
+        ".dockerconfigjson": "eyJhdXRocyI6e319", "sneaky": "eA=="}})
+    wait_until(lambda: read_secret(core, ns, "regcred").data == good, timeout=CONVERGE,
+               what="edited secret restored")
+
+    core.patch_namespaced_service_account("default", ns, {"imagePullSecrets": [
+        {"name": "theirs"}]})
+    wait_until(lambda: pull_secret_names(core, ns) == ["theirs", "regcred"], timeout=CONVERGE,
+               what="our entry restored, theirs kept")
+
+
+def test_rotation_reaches_every_namespace_within_the_interval_and_writes_nothing_else(
+    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    kube: Any, stack_env: dict[str, str], fault_proxy: Callable[..., Any],
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    namespaces = [namespace_factory(prefix="live") for _ in range(3)]
+    proxy = fault_proxy(kube.server, upstream_ca=kube.ca_file)
+    env = {**stack_env, "KUBECONFIG": str(kube.kubeconfig_via(proxy.url))}
+    daemon = start_daemon(write_config(daemon_config(creds["vault"], creds["aws"], unique)),
+                          env=env)
+    daemon.wait_ready()
+    for ns in namespaces:
+        wait_until(lambda ns=ns: has_secret_and_ref(core, ns), timeout=CONVERGE, what=ns)
+    time.sleep(1)  # let the echo of our own writes settle
+    proxy.reset_counts()
+
+    new_pw = "ghcr-rotated-SENTINEL-r1"
+    creds["aws"].client("secretsmanager").put_secret_value(
+        SecretId=f"pss/{unique}/ghcr", SecretString=json.dumps(
+            {"username": "ghcruser", "password": new_pw, "registry": "ghcr.io"}))
+    for ns in namespaces:
+        wait_until(lambda ns=ns: dockerconfig_of(read_secret(core, ns, "regcred"))["auths"][
+            "ghcr.io"]["password"] == new_pw, timeout=2 + 2 + CONVERGE, what=f"rotation in {ns}")
+    time.sleep(1)
+    writes = [(r.method, r.path) for r in proxy.requests
+              if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+    assert sorted(writes) == sorted(
+        ("PATCH", f"/api/v1/namespaces/{ns}/secrets/regcred") for ns in namespaces)
+
+
+def test_idle_daemon_makes_zero_writes_and_one_backend_read_per_credential_per_interval(
+    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    kube: Any, stack_env: dict[str, str], fault_proxy: Callable[..., Any],
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    namespaces = [namespace_factory(prefix="live") for _ in range(4)]
+    kube_proxy = fault_proxy(kube.server, upstream_ca=kube.ca_file)
+    vault_proxy = fault_proxy(creds["vault"].addr)
+    aws_proxy = fault_proxy(creds["aws"].endpoint)
+    env = {**stack_env, "KUBECONFIG": str(kube.kubeconfig_via(kube_proxy.url))}
+    cfg = daemon_config(creds["vault"], creds["aws"], unique, refresh="3s",
+                        vault_addr=vault_proxy.url, aws_endpoint=aws_proxy.url)
+    daemon = start_daemon(write_config(cfg), env=env)
+    daemon.wait_ready()
+    for ns in namespaces:
+        wait_until(lambda ns=ns: has_secret_and_ref(core, ns), timeout=CONVERGE, what=ns)
+    time.sleep(1)
+    kube_proxy.reset_counts()
+    vault_proxy.reset_counts()
+    aws_proxy.reset_counts()
+    idle = 9.5  # three refresh intervals
+    time.sleep(idle)
+    assert kube_proxy.writes() == 0, kube_proxy.requests
+    reads = vault_proxy.count(method="GET", path=rf"/v1/secret/data/pss/{unique}/hub")
+    aws_reads = aws_proxy.count(method="POST")
+    assert reads in (3, 4), reads  # one per 3 s interval, whatever the namespace count
+    assert aws_reads in (3, 4), aws_reads
+    # no per-namespace GETs either: the caches answer
+    assert kube_proxy.count(method="GET", path=r"/api/v1/namespaces/[^/?]+/") == 0
+
+
+def test_watch_cut_and_410_gone_are_recovered_without_missing_an_event(
+    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    kube: Any, stack_env: dict[str, str], fault_proxy: Callable[..., Any],
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    proxy = fault_proxy(kube.server, upstream_ca=kube.ca_file)
+    # the first namespace watch is answered 410 Gone; service-account watches are cut mid-stream
+    proxy.fail(410, method="GET", path=r"^/api/v1/namespaces\?.*watch=", times=1)
+    proxy.cut_watch(after_seconds=1.5, path=r"^/api/v1/serviceaccounts\?.*watch=", times=3)
+    env = {**stack_env, "KUBECONFIG": str(kube.kubeconfig_via(proxy.url))}
+    daemon = start_daemon(write_config(daemon_config(creds["vault"], creds["aws"], unique)),
+                          env=env)
+    daemon.wait_ready()
+    ns = namespace_factory(prefix="live")
+    wait_until(lambda: has_secret_and_ref(core, ns), timeout=CONVERGE, what="first namespace")
+    # events that happen while watches are being cut and re-established are not missed
+    names = []
+    for _ in range(3):
+        names.append(namespace_factory(prefix="live"))
+        time.sleep(0.7)
+    for name in names:
+        wait_until(lambda name=name: has_secret_and_ref(core, name), timeout=CONVERGE,
+                   what=f"{name} during watch cuts")
+    namespace_lists = proxy.count(method="GET", path=r"^/api/v1/namespaces\?(?!.*watch=)")
+    assert namespace_lists >= 2  # the 410 made it list again
+    wait_until(lambda: proxy.count(
+        method="GET", path=r"^/api/v1/serviceaccounts\?.*watch=") >= 4, timeout=CONVERGE,
+        what="three cut service-account watches re-established")
+    late = namespace_factory(prefix="live")
+    wait_until(lambda: has_secret_and_ref(core, late), timeout=CONVERGE, what="after the cuts")
+
+
+def test_config_reload_applies_a_valid_change_and_rejects_an_invalid_one(
+    creds: dict[str, Any], unique: str, tmp_path: Path, core: Any,
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    ns = namespace_factory(prefix="reload")
+    wait_for_sa(core, ns)
+    cfg = tmp_path / "live.yaml"
+    one = f"""
+  - name: r
+    namespaces: {{names: [{ns}]}}
+    credentials: [hub]
+"""
+    cfg.write_text(daemon_config(creds["vault"], creds["aws"], unique, mappings=one))
+    daemon = start_daemon(cfg)
+    daemon.wait_ready()
+    wait_until(lambda: has_secret_and_ref(core, ns), timeout=CONVERGE, what="first config")
+
+    # invalid: rejected with errors logged, the old config keeps running
+    cfg.write_text("version: 1\nmappings: [{name: r}]\n")
+    wait_until(lambda: any(r.get("msg", "").startswith("config rejected")
+                           for r in daemon.log_records()), timeout=CONVERGE,
+               what="rejection logged")
+    core.delete_namespaced_secret("regcred", ns)
+    wait_until(lambda: read_secret(core, ns, "regcred"), timeout=CONVERGE,
+               what="old config still enforced")
+
+    # valid, swapped in like a ConfigMap update (atomic rename), then SIGHUP also works
+    renamed = one.replace("name: r\n", "name: r\n    secretName: other\n")
+    tmp = tmp_path / "live.yaml.new"
+    tmp.write_text(daemon_config(creds["vault"], creds["aws"], unique, mappings=renamed))
+    tmp.replace(cfg)
+    wait_until(lambda: has_secret_and_ref(core, ns, "other"), timeout=CONVERGE,
+               what="new secretName applied")
+    wait_until(lambda: pull_secret_names(core, ns) == ["other"], timeout=CONVERGE,
+               what="old entry pruned")
+    daemon.signal(signal.SIGHUP)
+    assert daemon.proc.poll() is None
+
+
+def test_metrics_health_and_sigterm(
+    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    ns = namespace_factory(prefix="live")
+    daemon = start_daemon(write_config(daemon_config(creds["vault"], creds["aws"], unique)))
+    assert wait_until(lambda: daemon.get("/healthz")[0] == 200, timeout=CONVERGE,
+                      what="/healthz")
+    daemon.wait_ready()
+    wait_until(lambda: has_secret_and_ref(core, ns), timeout=CONVERGE, what="sync")
+    metrics = wait_until(lambda: (m := daemon.metrics()) and m.get(
+        'pullsecret_syncer_kube_writes_total{action="patch",kind="serviceaccount"}', 0) >= 1
+        and m, timeout=CONVERGE, what="metrics")
+    for name in ("hub", "ghcr"):
+        assert metrics[f'pullsecret_syncer_credential_up{{credential="{name}"}}'] == 1.0
+        assert metrics[f'pullsecret_syncer_credential_fetch_total{{credential="{name}",'
+                       'result="success"}'] >= 1
+        assert metrics[f'pullsecret_syncer_credential_last_success_timestamp_seconds'
+                       f'{{credential="{name}"}}'] > time.time() - 60
+        assert f'pullsecret_syncer_credential_last_change_timestamp_seconds{{credential="{name}"}}' \
+            in metrics
+    assert metrics['pullsecret_syncer_kube_writes_total{action="create",kind="secret"}'] >= 1
+    assert metrics["pullsecret_syncer_is_leader"] == 1.0
+    _, text = daemon.get("/metrics")
+    assert ns not in text  # no namespace in any label
+    records = daemon.log_records()
+    assert records and all({"level", "msg"} <= set(r) for r in records)
+    assert any(r.get("namespace") == ns and r.get("action") == "create" for r in records)
+
+    started = time.monotonic()
+    code = daemon.terminate(timeout=15)
+    assert time.monotonic() - started < 10
+    assert code == 143
