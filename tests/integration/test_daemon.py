@@ -300,8 +300,8 @@ def test_metrics_health_and_sigterm(
                        'result="success"}'] >= 1
         assert metrics[f'pullsecret_syncer_credential_last_success_timestamp_seconds'
                        f'{{credential="{name}"}}'] > time.time() - 60
-        change = f'pullsecret_syncer_credential_last_change_timestamp_seconds{{credential="{name}"}}'
-        assert change in metrics
+        change = "pullsecret_syncer_credential_last_change_timestamp_seconds"
+        assert f'{change}{{credential="{name}"}}' in metrics
     assert metrics['pullsecret_syncer_kube_writes_total{action="create",kind="secret"}'] >= 1
     assert metrics["pullsecret_syncer_is_leader"] == 1.0
     _, text = daemon.get("/metrics")

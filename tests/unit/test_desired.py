@@ -27,7 +27,7 @@ def make_mapping(
     patterns: tuple[str, ...] = (),
     selector: config.LabelSelector | None = None,
     exclude: tuple[str, ...] = (),
-    secret_name: str = "regcred",  # noqa: S107 - a Secret name, not a secret
+    secret_name: str = "regcred",
     credentials: tuple[str, ...] = ("dockerhub",),
     service_accounts: tuple[str, ...] = ("default",),
     adopt: bool = False,
