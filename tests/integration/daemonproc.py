@@ -34,7 +34,7 @@ def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - not there yet
+        except Exception as exc:
             last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
@@ -70,7 +70,7 @@ class DaemonProcess:
         return self.get("/readyz")[0] == 200
 
     def wait_ready(self, timeout: float = 30) -> None:
-        wait_until(lambda: self.proc.poll() is None and self.ready() or self._died(),
+        wait_until(lambda: (self.proc.poll() is None and self.ready()) or self._died(),
                    timeout=timeout, what="daemon /readyz")
 
     def _died(self) -> bool:
