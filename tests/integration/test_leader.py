@@ -8,15 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.integration import test_daemon
 from tests.integration.conftest import pull_secret_names, read_secret
 from tests.integration.daemonproc import DaemonProcess, wait_until
-from tests.integration.test_daemon import (  # noqa: F401 - fixtures
-    CONVERGE,
-    creds,
-    daemon_config,
-    has_secret_and_ref,
-    start_daemon,
-)
+from tests.integration.test_daemon import CONVERGE, daemon_config, has_secret_and_ref
+
+# the daemon tests' fixtures, shared
+creds = test_daemon.creds
+start_daemon = test_daemon.start_daemon
 
 HANDOVER = 20.0  # lease 15 s + retry 2 s + slack
 
@@ -131,7 +130,7 @@ def test_leader_killed_mid_pass_standby_converges_and_no_sa_points_at_a_missing_
             if "regcred" in refs:
                 try:
                     read_secret(core, ns, "regcred")
-                except Exception:  # noqa: BLE001 - a reference to a missing Secret
+                except Exception:  # a reference to a missing Secret
                     dangling_seen.append(ns)
                     continue
                 done += 1
