@@ -211,7 +211,9 @@ class Daemon:
             if self.reload_requested.is_set() or _fingerprint(self.cfg.path) != self._config_fp:
                 hup = self.reload_requested.is_set()
                 self.reload_requested.clear()
-                self.reload(refresh=hup)
+                self.reload()
+                if hup:  # SIGHUP also means: read every credential now
+                    self.refresher.refresh_all()
             if time.monotonic() - self._last_resync >= self.args.resync_interval:
                 self.resync()
 
@@ -233,7 +235,7 @@ class Daemon:
                 field_selector=f"metadata.name={name}").items)
         self.caches.set_unmanaged(found)
 
-    def reload(self, *, refresh: bool) -> None:
+    def reload(self) -> None:
         fingerprint = _fingerprint(self.cfg.path)
         try:
             new = config.load(self.cfg.path)
@@ -258,8 +260,6 @@ class Daemon:
         self.cfg = new
         self.refresher.configure(new, self.backends)
         log.info("config loaded", extra={"object": str(new.path)})
-        if refresh:
-            self.refresher.refresh_all()
         try:
             self._list_unmanaged()
         except kube.KubeError as exc:
