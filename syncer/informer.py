@@ -135,7 +135,10 @@ class Informer(Generic[T]):
                 if etype == "DELETED":
                     self._items.pop(key, None)
                 else:
-                    self._items[key] = record
+                    old = self._items.get(key)
+                    old_rv = getattr(old, "resource_version", "") if old is not None else ""
+                    if old is None or newer(new_rv, old_rv):  # not older than a write-through
+                        self._items[key] = record
                 self._rv = new_rv or self._rv
             self._on_change(key[0] if self.resource != "namespaces" else key[1])
 
