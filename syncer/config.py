@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 import backends
 from backends import base
-from syncer import configerrors, configmodels, dockerconfig
+from syncer import configerrors, configmodels, dockerconfig, frozen
 
 ConfigError = configerrors.ConfigError
 parse_duration = configmodels.parse_duration
@@ -31,28 +31,7 @@ schema = configmodels.schema
 # --- resolved values -----------------------------------------------------------------------------
 
 
-class FrozenMap(Mapping[str, Any]):
-    """An immutable, hashable mapping (insertion order kept)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data = dict(data or {})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self._data.items()))
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
+FrozenMap = frozen.FrozenMap
 
 
 @dataclass(frozen=True, slots=True)

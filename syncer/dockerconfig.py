@@ -10,9 +10,11 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
+
+from syncer import frozen
 
 DOCKER_HUB = "https://index.docker.io/v1/"
 _DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -37,22 +39,10 @@ class FieldNames:
     email: str = "email"
 
 
-class SecretMap(Mapping[str, Any]):
+class SecretMap(frozen.FrozenMap):
     """An immutable mapping that holds credential material: ``repr`` shows its keys only."""
 
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"SecretMap(keys={sorted(self._data)!r}, values=<redacted>)"
