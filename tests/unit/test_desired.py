@@ -7,53 +7,17 @@ tests pin the selection and rendering rules of SPEC §3-§4 independently of the
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from syncer import config, desired, dockerconfig, model
+from syncer import config, desired, model
+from tests.unit.builders import basic, make_config, make_mapping
 
 SENTINEL = "pw-SENTINEL-7f3a"
 GHCR_SENTINEL = "ghp-SENTINEL-91c2"
 
 
 # --- builders ------------------------------------------------------------------------------------
-
-
-def make_mapping(
-    name: str = "team-a",
-    *,
-    names: tuple[str, ...] = (),
-    patterns: tuple[str, ...] = (),
-    selector: config.LabelSelector | None = None,
-    exclude: tuple[str, ...] = (),
-    secret_name: str = "regcred",
-    credentials: tuple[str, ...] = ("dockerhub",),
-    service_accounts: tuple[str, ...] = ("default",),
-    adopt: bool = False,
-    prune: bool = True,
-) -> config.MappingSpec:
-    return config.MappingSpec(
-        name=name,
-        namespaces=config.NamespaceSelection(
-            names=names, patterns=patterns, selector=selector, exclude=exclude
-        ),
-        secret_name=secret_name,
-        credentials=credentials,
-        service_accounts=service_accounts,
-        adopt_existing=adopt,
-        prune=prune,
-    )
-
-
-def make_config(*mappings: config.MappingSpec, prune: bool = True) -> config.Config:
-    return config.Config(
-        path=Path("/etc/pullsecret-syncer/config.yaml"),
-        defaults=config.Defaults(prune=prune),
-        backends=config.FrozenMap(),
-        credentials=config.FrozenMap(),
-        mappings=mappings,
-    )
 
 
 def selector(
@@ -67,14 +31,6 @@ def selector(
 def ns(name: str, labels: dict[str, str] | None = None, *, terminating: bool = False
        ) -> model.Namespace:
     return model.Namespace(name=name, labels=labels or {}, terminating=terminating)
-
-
-def basic(registry: str, username: str, password: str) -> dockerconfig.Auths:
-    return dockerconfig.parse_payload(
-        {"username": username, "password": password},
-        fields=dockerconfig.FieldNames(),
-        registry=registry,
-    )
 
 
 HUB = basic("docker.io", "hub-bot", SENTINEL)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import pytest
 
 from syncer import config, desired, dockerconfig, model, plan
+from tests.unit.builders import basic, make_config, make_mapping
 
 SENTINEL = "pw-SENTINEL-7f3a"
 GHCR_SENTINEL = "ghp-SENTINEL-91c2"
@@ -26,46 +26,6 @@ KEY = model.DOCKERCONFIG_KEY
 
 
 # --- builders ------------------------------------------------------------------------------------
-
-
-def make_mapping(
-    name: str = "team-a",
-    *,
-    names: tuple[str, ...] = (),
-    patterns: tuple[str, ...] = (),
-    secret_name: str = "regcred",
-    credentials: tuple[str, ...] = ("dockerhub",),
-    service_accounts: tuple[str, ...] = ("default",),
-    adopt: bool = False,
-    prune: bool = True,
-) -> config.MappingSpec:
-    return config.MappingSpec(
-        name=name,
-        namespaces=config.NamespaceSelection(names=names, patterns=patterns),
-        secret_name=secret_name,
-        credentials=credentials,
-        service_accounts=service_accounts,
-        adopt_existing=adopt,
-        prune=prune,
-    )
-
-
-def make_config(*mappings: config.MappingSpec, prune: bool = True) -> config.Config:
-    return config.Config(
-        path=Path("/etc/pullsecret-syncer/config.yaml"),
-        defaults=config.Defaults(prune=prune),
-        backends=config.FrozenMap(),
-        credentials=config.FrozenMap(),
-        mappings=mappings,
-    )
-
-
-def basic(registry: str, username: str, password: str) -> dockerconfig.Auths:
-    return dockerconfig.parse_payload(
-        {"username": username, "password": password},
-        fields=dockerconfig.FieldNames(),
-        registry=registry,
-    )
 
 
 HUB = basic("docker.io", "hub-bot", SENTINEL)
