@@ -181,9 +181,10 @@ class Engine:
                         observed = view.service_accounts.get(action.namespace, {}).get(
                             action.name)
                         self._apply_service_account(action, add, observed, report)
-            except kube.NotFound:
-                if action.kind == "secret" and action.action == "create":
-                    gone_namespaces.add(action.namespace)  # namespace vanished mid-pass
+            except kube.NotFound as exc:  # vanished mid-pass: dropped silently
+                if isinstance(exc, kube.NamespaceTerminating) or (
+                        action.kind == "secret" and action.action == "create"):
+                    gone_namespaces.add(action.namespace)
             except kube.KubeError as exc:
                 if action.kind == "secret":
                     failed_secrets.add((action.namespace, action.name))

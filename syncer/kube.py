@@ -48,6 +48,10 @@ class NotFound(KubeError):
     pass
 
 
+class NamespaceTerminating(NotFound):
+    """403 from NamespaceLifecycle: the namespace is going away; as good as gone."""
+
+
 class Conflict(KubeError):
     """409, or 422 from a failed JSON-patch `test` precondition: re-read and retry."""
 
@@ -112,6 +116,8 @@ def translate(exc: Exception, what: str, *, quote_message: bool = True) -> KubeE
             return Invalid(text, status=status, reason=reason)
         if status == 410:
             return Gone(text, status=status, reason=reason)
+        if status == 403 and "being terminated" in message:
+            return NamespaceTerminating(text, status=status, reason=reason)
         if status in (401, 403):
             return Forbidden(text, status=status, reason=reason)
         if status == 429 or status >= 500 or status == 0:

@@ -530,3 +530,27 @@ mappings:
     result = cli("sync", "--config", str(cfg), env=env)
     assert result.code == 0, result.output
     assert pull_secret_names(core, ns) == ["regcred"]
+
+
+def test_a_terminating_namespace_is_left_alone(
+    cli: Callable[..., Result], write_config: Callable[[str], Path], core: Any, vault: Any,
+    aws: Any, unique: str, seeded: dict[str, str], namespace_factory: Callable[..., str],
+) -> None:
+    ns = namespace_factory(prefix="dying")
+    wait_for_sa(core, ns)
+    # a finalizer on an object inside keeps the namespace Terminating while we look
+    core.create_namespaced_config_map(ns, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(
+        name="hold", finalizers=["pullsecret-syncer.test/hold"])))
+    core.delete_namespace(ns)
+    cfg = write_config(config_text(vault, aws, unique, f"""
+  - name: d
+    namespaces: {{names: [{ns}]}}
+    credentials: [hub]
+"""))
+    try:
+        result = cli("sync", "--config", str(cfg))
+        assert result.code == 0, result.output
+        assert core.list_namespaced_secret(
+            ns, label_selector="app.kubernetes.io/managed-by=pullsecret-syncer").items == []
+    finally:
+        core.patch_namespaced_config_map("hold", ns, {"metadata": {"finalizers": None}})
