@@ -111,7 +111,10 @@ def translate(exc: Exception, what: str, *, quote_message: bool = True) -> KubeE
             cls = AlreadyExists if reason == "AlreadyExists" else Conflict
             return cls(text, status=status, reason=reason)
         if status == 422:
-            if "test operation" in message or "testing value" in message:
+            # A failed JSON-patch `test` op: 1.20 says only "the server rejected our request
+            # due to an error in our request" with no causes; newer versions name the test.
+            if ("test operation" in message or "testing value" in message
+                    or (not fields and "rejected our request" in message)):
                 return Conflict(text, status=status, reason=reason)
             return Invalid(text, status=status, reason=reason)
         if status == 410:
@@ -426,7 +429,7 @@ class Kube:
                      message: str) -> None:
         """A Warning Event on the object concerned (best effort: failures are only logged)."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event_ns = name if kind == "Namespace" else namespace
+        event_ns = "default" if kind == "Namespace" else namespace  # cluster-scoped: as client-go
         involved: dict[str, str] = {"apiVersion": "v1", "kind": kind, "name": name}
         if kind != "Namespace":
             involved["namespace"] = namespace

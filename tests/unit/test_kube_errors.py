@@ -22,6 +22,8 @@ def api_error(status: int, reason: str, message: str, fields: tuple[str, ...] = 
     (409, "AlreadyExists", 'secrets "x" already exists', kube.AlreadyExists),
     (409, "Conflict", "the object has been modified", kube.Conflict),
     (422, "Invalid", "testing value /metadata/resourceVersion failed", kube.Conflict),
+    (422, "Invalid", "the server rejected our request due to an error in our request",
+     kube.Conflict),
     (422, "Invalid", "data: Too long: must have at most 1048576 bytes", kube.Invalid),
     (410, "Expired", "too old resource version", kube.Gone),
     (403, "Forbidden", 'unable to create new content in namespace x because it is being '
