@@ -50,6 +50,7 @@ class Informer(Generic[T]):
         self._rv = ""
         self.synced = threading.Event()
         self.relists = 0
+        self._streamed = False  # whether the current watch has delivered anything
         self.thread = threading.Thread(target=self._run, name=f"watch-{resource}", daemon=True)
 
     # ---- cache access ---------------------------------------------------------------------
@@ -107,7 +108,9 @@ class Informer(Generic[T]):
                 log.info("watch expired; re-listing", extra={"kind": self.resource})
                 need_list = True
             except kube.KubeError as exc:
-                failures += 1
+                # a watch that delivered events was healthy: a reset after hours of streaming
+                # (load balancers do that) must not inherit the backoff of earlier failures
+                failures = 1 if self._streamed else failures + 1
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)  # noqa: S311
                 log.warning("watch failed; reconnecting", extra={
                     "kind": self.resource, "error": str(exc)})
@@ -116,6 +119,7 @@ class Informer(Generic[T]):
                 need_list = need_list or not self._rv
 
     def _watch_once(self) -> None:
+        self._streamed = False
         with self._lock:
             rv = self._rv
         for etype, obj in self._client.watch(self.resource, resource_version=rv,
@@ -123,6 +127,7 @@ class Informer(Generic[T]):
                                              label_selector=self._label_selector):
             if self._stop.is_set():
                 return
+            self._streamed = True
             meta = obj.get("metadata") or {}
             new_rv = str(meta.get("resourceVersion", ""))
             if etype == "BOOKMARK":

@@ -89,6 +89,16 @@ class DaemonProcess:
                 out[key] = float(value)
         return out
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The sample of pullsecret_syncer_<name> with exactly these labels (None if absent)."""
+        wanted = {f'{k}="{v}"' for k, v in labels.items()}
+        for key, value in self.metrics().items():
+            base, _, rest = key.partition("{")
+            if base == f"pullsecret_syncer_{name}" and set(
+                    filter(None, rest.rstrip("}").split(","))) == wanted:
+                return value
+        return None
+
     def output(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
