@@ -273,6 +273,20 @@ def has_secret_and_ref(core: Any, ns: str, secret: str = "regcred", sa: str = "d
     return secret in pull_secret_names(core, ns, sa)
 
 
+def backends_yaml(vault: Any, aws: Any, *, vault_addr: str | None = None,
+                  aws_endpoint: str | None = None) -> str:
+    """The `backends:` block of a test config: Vault with token auth, AWS via endpointUrl."""
+    return f"""backends:
+  vault:
+    type: vault
+    address: {vault_addr or vault.addr}
+    auth: {{method: token}}
+  aws:
+    type: aws-secrets-manager
+    region: {aws.region}
+    endpointUrl: {aws_endpoint or aws.endpoint}"""
+
+
 def daemon_config(vault: Any, aws: Any, unique: str, *, refresh: str = "2s",
                   vault_addr: str | None = None, aws_endpoint: str | None = None,
                   mappings: str | None = None) -> str:
@@ -282,15 +296,7 @@ def daemon_config(vault: Any, aws: Any, unique: str, *, refresh: str = "2s",
 version: 1
 defaults:
   refreshInterval: {refresh}
-backends:
-  vault:
-    type: vault
-    address: {vault_addr or vault.addr}
-    auth: {{method: token}}
-  aws:
-    type: aws-secrets-manager
-    region: {aws.region}
-    endpointUrl: {aws_endpoint or aws.endpoint}
+{backends_yaml(vault, aws, vault_addr=vault_addr, aws_endpoint=aws_endpoint)}
 credentials:
   hub: {{backend: vault, path: pss/{unique}/hub, registry: docker.io}}
   ghcr: {{backend: aws, secretId: pss/{unique}/ghcr}}

@@ -13,6 +13,7 @@ from kubernetes import client as k8s
 from tests.integration.conftest import (
     Result,
     auth_of,
+    backends_yaml,
     dockerconfig_of,
     pull_secret_names,
     read_secret,
@@ -48,15 +49,7 @@ def config_text(vault: Any, aws: Any, unique: str, mappings: str, *,
 version: 1
 defaults:
   refreshInterval: 30s
-backends:
-  vault:
-    type: vault
-    address: {vault_addr or vault.addr}
-    auth: {{method: token}}
-  aws:
-    type: aws-secrets-manager
-    region: {aws.region}
-    endpointUrl: {aws_endpoint or aws.endpoint}
+{backends_yaml(vault, aws, vault_addr=vault_addr, aws_endpoint=aws_endpoint)}
 credentials:
   hub:
     backend: vault
