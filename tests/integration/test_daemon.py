@@ -226,6 +226,42 @@ def test_config_reload_applies_a_valid_change_and_rejects_an_invalid_one(
     assert daemon.proc.poll() is None
 
 
+def test_a_config_map_symlink_swap_is_picked_up(
+    creds: dict[str, Any], unique: str, tmp_path: Path, core: Any,
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    """A ConfigMap volume updates by pointing `..data` at a new timestamped directory."""
+    ns = namespace_factory(prefix="cm")
+    wait_for_sa(core, ns)
+    mount = tmp_path / "configmap"
+    mount.mkdir()
+
+    def publish(version: str, secret_name: str) -> None:
+        payload = mount / f"..{version}"
+        payload.mkdir()
+        (payload / "config.yaml").write_text(daemon_config(
+            creds["vault"], creds["aws"], unique, mappings=f"""
+  - name: cm
+    namespaces: {{names: [{ns}]}}
+    secretName: {secret_name}
+    credentials: [hub]
+"""))
+        tmp_link = mount / "..data_tmp"
+        tmp_link.symlink_to(payload.name)
+        tmp_link.replace(mount / "..data")  # atomic, as the kubelet does
+
+    publish("2026_11_28_01", "first")
+    (mount / "config.yaml").symlink_to("..data/config.yaml")
+    daemon = start_daemon(mount / "config.yaml")
+    daemon.wait_ready()
+    wait_until(lambda: has_secret_and_ref(core, ns, "first"), timeout=CONVERGE, what="first")
+    publish("2026_11_28_02", "second")
+    wait_until(lambda: has_secret_and_ref(core, ns, "second"), timeout=CONVERGE,
+               what="config from the swapped ..data")
+    wait_until(lambda: pull_secret_names(core, ns) == ["second"], timeout=CONVERGE,
+               what="old secret's entry pruned")
+
+
 def test_metrics_health_and_sigterm(
     creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
     start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
