@@ -94,8 +94,10 @@ def test_deleted_or_edited_secret_and_removed_entry_are_repaired_keeping_foreign
                what="our entry restored, theirs kept")
 
 
+@pytest.mark.parametrize("rotated", ["ghcr (moto put_secret_value)", "hub (OpenBao kv put)"])
 def test_rotation_reaches_every_namespace_within_the_interval_and_writes_nothing_else(
-    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    rotated: str, creds: dict[str, Any], unique: str, write_config: Callable[[str], Path],
+    core: Any,
     kube: Any, stack_env: dict[str, str], fault_proxy: Callable[..., Any],
     start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
 ) -> None:
@@ -110,13 +112,20 @@ def test_rotation_reaches_every_namespace_within_the_interval_and_writes_nothing
     time.sleep(1)  # let the echo of our own writes settle
     proxy.reset_counts()
 
-    new_pw = "ghcr-rotated-SENTINEL-r1"
-    creds["aws"].client("secretsmanager").put_secret_value(
-        SecretId=f"pss/{unique}/ghcr", SecretString=json.dumps(
-            {"username": "ghcruser", "password": new_pw, "registry": "ghcr.io"}))
+    new_pw = "rotated-SENTINEL-r1"
+    if rotated.startswith("ghcr"):
+        registry = "ghcr.io"
+        creds["aws"].client("secretsmanager").put_secret_value(
+            SecretId=f"pss/{unique}/ghcr", SecretString=json.dumps(
+                {"username": "ghcruser", "password": new_pw, "registry": registry}))
+    else:
+        registry = "https://index.docker.io/v1/"
+        creds["vault"].client().secrets.kv.v2.create_or_update_secret(
+            path=f"pss/{unique}/hub", secret={"username": "hubuser", "password": new_pw},
+            mount_point=creds["vault"].kv2_mount)
     for ns in namespaces:
         wait_until(lambda ns=ns: dockerconfig_of(read_secret(core, ns, "regcred"))["auths"][
-            "ghcr.io"]["password"] == new_pw, timeout=2 + 2 + CONVERGE, what=f"rotation in {ns}")
+            registry]["password"] == new_pw, timeout=2 + 2 + CONVERGE, what=f"rotation in {ns}")
     time.sleep(1)
     writes = [(r.method, r.path) for r in proxy.requests
               if r.method in ("POST", "PUT", "PATCH", "DELETE")]
