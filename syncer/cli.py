@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -16,7 +15,7 @@ from types import FrameType
 
 import syncer
 from backends import base
-from syncer import config, credentials, engine, kube, observability
+from syncer import config, credentials, engine, kube, observability, plan
 
 log = logging.getLogger("syncer")
 
@@ -179,7 +178,7 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:
         if args.output == "json":
-            print(json.dumps([a.as_json() for a in report.planned], indent=2))
+            print(plan.to_json(tuple(report.planned)))
         else:
             for action in report.planned:
                 print(action.describe())

@@ -49,7 +49,6 @@ class Informer(Generic[T]):
         self._items: dict[tuple[str, str], T] = {}
         self._rv = ""
         self.synced = threading.Event()
-        self.relists = 0
         self._streamed = False  # whether the current watch has delivered anything
         self.thread = threading.Thread(target=self._run, name=f"watch-{resource}", daemon=True)
 
@@ -87,7 +86,6 @@ class Informer(Generic[T]):
         with self._lock:
             self._items = fresh
             self._rv = result.resource_version
-        self.relists += 1
         self.synced.set()
 
     def start(self) -> None:
