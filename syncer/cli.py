@@ -22,8 +22,9 @@ log = logging.getLogger("syncer")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class Terminated(Exception):
-    """SIGTERM arrived during a one-shot command."""
+class Terminated(BaseException):
+    """SIGTERM arrived during a one-shot command (a BaseException, like KeyboardInterrupt, so
+    that no `except Exception` on the way swallows it)."""
 
 
 def _kube_flags(p: argparse.ArgumentParser) -> None:

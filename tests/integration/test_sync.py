@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ from kubernetes import client as k8s
 
 from tests.integration.conftest import (
     Result,
+    assert_no_leak,
     auth_of,
     backends_yaml,
     dockerconfig_of,
@@ -19,6 +23,7 @@ from tests.integration.conftest import (
     read_secret,
     wait_for_sa,
 )
+from tests.integration.daemonproc import wait_until
 
 HUB_PW = "hub-pw-SENTINEL-1a"
 LEGACY_PW = "legacy-pw-SENTINEL-2b"
@@ -547,3 +552,27 @@ def test_a_terminating_namespace_is_left_alone(
             ns, label_selector="app.kubernetes.io/managed-by=pullsecret-syncer").items == []
     finally:
         core.patch_namespaced_config_map("hold", ns, {"metadata": {"finalizers": None}})
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_an_interrupted_sync_exits_143_or_130(
+    sig: int, code: int, write_config: Callable[[str], Path], vault: Any, aws: Any,
+    unique: str, seeded: dict[str, str], fault_proxy: Callable[..., Any],
+    stack_env: dict[str, str], leak_values: list[str],
+) -> None:
+    slow_vault = fault_proxy(vault.addr)
+    slow_vault.delay(30)  # the pass is stuck reading a credential when the signal comes
+    cfg = write_config(config_text(vault, aws, unique, """
+  - name: s
+    namespaces: {names: [nowhere]}
+    credentials: [hub]
+""", vault_addr=slow_vault.url))
+    proc = subprocess.Popen([sys.executable, "-m", "syncer", "sync", "--config", str(cfg)],
+                            env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    wait_until(lambda: slow_vault.count() >= 1, timeout=30, what="the credential read")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == code, out + err
+    assert "Traceback" not in out + err
+    assert_no_leak(out + err, leak_values)
