@@ -91,7 +91,7 @@ class Engine:
         self._report_findings(want, the_plan, dry_run=dry_run)
         if not dry_run:
             self._apply(cfg, want, view, the_plan.actions, report, proceed)
-        if scope is None:
+        if not dry_run:  # the view holds every managed Secret, whatever the scope
             self._count_managed(cfg, view, report)
         return report
 

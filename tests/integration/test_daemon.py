@@ -294,6 +294,7 @@ def test_metrics_health_and_sigterm(
         assert f'{change}{{credential="{name}"}}' in metrics
     assert metrics['pullsecret_syncer_kube_writes_total{action="create",kind="secret"}'] >= 1
     assert metrics["pullsecret_syncer_is_leader"] == 1.0
+    assert metrics['pullsecret_syncer_managed_secrets{mapping="live"}'] >= 1
     _, text = daemon.get("/metrics")
     assert ns not in text  # no namespace in any label
     records = daemon.log_records()
