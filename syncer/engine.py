@@ -133,6 +133,9 @@ class Engine:
             return
         key = (kind, namespace, name, reason)
         now = self._clock()
+        if len(self._events) > 10_000:  # a long-running daemon forgets what it may repeat
+            self._events = {k: t for k, t in self._events.items()
+                            if now - t < EVENT_REPEAT_SECONDS}
         last = self._events.get(key)
         if last is not None and now - last < EVENT_REPEAT_SECONDS:
             return
