@@ -21,6 +21,10 @@ RACE_RETRIES = 8  # re-read-and-retry rounds for one object that keeps changing 
 EVENT_REPEAT_SECONDS = 3600.0  # the same Warning Event on the same object at most hourly
 
 
+class SecretTaken(kube.KubeError):
+    """A create lost the race to someone else's same-named Secret (already reported)."""
+
+
 @dataclass(slots=True)
 class Report:
     """What one pass did and what went wrong; `ok` is the `sync` exit status."""
@@ -103,23 +107,15 @@ class Engine:
                 log.warning("registry provided by an earlier credential; ignoring this one",
                             extra={"mapping": name, "credential": cred, "object": registry})
         for mc in want.conflicts:
-            log.warning("two mappings select the same secret; the first in the file wins",
-                        extra={"namespace": mc.namespace, "mapping": mc.loser,
-                               "object": mc.secret_name})
-            if not dry_run:
-                self.metrics.conflicts.labels(kind="mapping").inc()
-                self._event("Namespace", mc.namespace, mc.namespace, "", "MappingConflict",
-                            f"mappings {mc.winner!r} and {mc.loser!r} both manage secret "
-                            f"{mc.secret_name!r}; {mc.winner!r} wins (first in file)")
+            self._conflict(
+                "mapping", dry_run=dry_run, level=logging.WARNING,
+                msg="two mappings select the same secret; the first in the file wins",
+                extra={"namespace": mc.namespace, "mapping": mc.loser, "object": mc.secret_name},
+                event=("Namespace", mc.namespace, mc.namespace, "MappingConflict",
+                       f"mappings {mc.winner!r} and {mc.loser!r} both manage secret "
+                       f"{mc.secret_name!r}; {mc.winner!r} wins (first in file)"))
         for sc in the_plan.conflicts:
-            log.error("secret exists and is not managed by pullsecret-syncer; leaving it alone",
-                      extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping})
-            if not dry_run:
-                self.metrics.conflicts.labels(kind="secret").inc()
-                self._event("Secret", sc.namespace, sc.name, "", "SecretConflict",
-                            f"secret {sc.name!r} is not managed by pullsecret-syncer (no "
-                            f"{model.MANAGED_BY_LABEL} label); mapping {sc.mapping!r} skipped "
-                            "this namespace. Delete it or set adoptExisting: true.")
+            self._secret_conflict(sc, dry_run=dry_run)
         for b in the_plan.blocked:
             log.warning("secret not written: credential has no good value yet",
                         extra={"namespace": b.namespace, "object": b.name, "mapping": b.mapping,
@@ -127,10 +123,33 @@ class Engine:
             if not dry_run:
                 self.metrics.reconcile_errors.labels(reason="credential_unavailable").inc()
 
-    def _event(self, kind: str, namespace: str, name: str, uid: str, reason: str,
-               message: str) -> None:
-        if self.client is None:
+    def _secret_conflict(self, sc: plan.SecretConflict, *, dry_run: bool) -> None:
+        self._conflict(
+            "secret", dry_run=dry_run, level=logging.ERROR,
+            msg="secret exists and is not managed by pullsecret-syncer; leaving it alone",
+            extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping},
+            event=("Secret", sc.namespace, sc.name, "SecretConflict",
+                   f"secret {sc.name!r} is not managed by pullsecret-syncer (no "
+                   f"{model.MANAGED_BY_LABEL} label); mapping {sc.mapping!r} skipped "
+                   "this namespace. Delete it or set adoptExisting: true."))
+
+    def _conflict(self, conflict_kind: str, *, dry_run: bool, level: int, msg: str,
+                  extra: dict[str, str], event: tuple[str, str, str, str, str]) -> None:
+        """Log, count and record a conflict — once an hour per object, not on every pass."""
+        kind, namespace, name, reason, message = event
+        if dry_run:
+            log.log(level, msg, extra=extra)
             return
+        if not self._fresh(kind, namespace, name, reason):
+            return
+        log.log(level, msg, extra=extra)
+        self.metrics.conflicts.labels(kind=conflict_kind).inc()
+        if self.client is not None:
+            self.client.create_event(kind=kind, namespace=namespace, name=name, uid="",
+                                     reason=reason, message=message)
+
+    def _fresh(self, kind: str, namespace: str, name: str, reason: str) -> bool:
+        """Whether this finding was not reported within the last hour (and note it now)."""
         key = (kind, namespace, name, reason)
         now = self._clock()
         if len(self._events) > 10_000:  # a long-running daemon forgets what it may repeat
@@ -138,10 +157,9 @@ class Engine:
                             if now - t < EVENT_REPEAT_SECONDS}
         last = self._events.get(key)
         if last is not None and now - last < EVENT_REPEAT_SECONDS:
-            return
+            return False
         self._events[key] = now
-        self.client.create_event(kind=kind, namespace=namespace, name=name, uid=uid,
-                                 reason=reason, message=message)
+        return True
 
     def _count_managed(self, cfg: config.Config, view: model.ClusterView,
                        report: Report) -> None:
@@ -188,6 +206,8 @@ class Engine:
                 if isinstance(exc, kube.NamespaceTerminating) or (
                         action.kind == "secret" and action.action == "create"):
                     gone_namespaces.add(action.namespace)
+            except SecretTaken:  # reported as a conflict; its SAs must not point at it
+                failed_secrets.add((action.namespace, action.name))
             except kube.KubeError as exc:
                 if action.kind == "secret":
                     failed_secrets.add((action.namespace, action.name))
@@ -200,9 +220,13 @@ class Engine:
                                          "kind": action.kind, "action": action.action,
                                          "mapping": action.mapping, "error": str(exc)})
         kind = "Secret" if action.kind == "secret" else "ServiceAccount"
-        self._event(kind, action.namespace, action.name, "", "WriteFailed",
-                    f"pullsecret-syncer could not {action.action} this {action.kind}: "
-                    f"{exc.reason or exc.status or 'error'}")
+        if self.client is not None and self._fresh(kind, action.namespace, action.name,
+                                                   "WriteFailed"):
+            self.client.create_event(
+                kind=kind, namespace=action.namespace, name=action.name, uid="",
+                reason="WriteFailed",
+                message=f"pullsecret-syncer could not {action.action} this {action.kind}: "
+                        f"{exc.reason or exc.status or 'error'}")
 
     def _done(self, action: plan.Action, report: Report) -> None:
         report.applied.append(action)
@@ -263,12 +287,10 @@ class Engine:
         report.conflicts.extend(conflicts)
         report.blocked.extend(blocked)
         for sc in conflicts:
-            self.metrics.conflicts.labels(kind="secret").inc()
-            log.error("secret exists and is not managed by pullsecret-syncer; leaving it alone",
-                      extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping})
+            self._secret_conflict(sc, dry_run=False)
         if conflicts:
-            raise kube.KubeError(f"secret {action.namespace}/{action.name}: taken by a Secret "
-                                 "we do not manage", reason="SecretConflict")
+            raise SecretTaken(f"secret {action.namespace}/{action.name}: taken by a Secret we "
+                              "do not manage", reason="SecretConflict")
         return acts[0] if acts else None
 
     def _apply_service_account(self, action: plan.Action, add: tuple[str, ...],

@@ -235,6 +235,28 @@ def test_config_reload_applies_a_valid_change_and_rejects_an_invalid_one(
     assert daemon.proc.poll() is None
 
 
+def test_a_same_named_secret_found_only_on_create_is_a_conflict_and_left_alone(
+    creds: dict[str, Any], unique: str, write_config: Callable[[str], Path], core: Any,
+    start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
+) -> None:
+    daemon = start_daemon(write_config(daemon_config(creds["vault"], creds["aws"], unique)))
+    daemon.wait_ready()
+    ns = namespace_factory(prefix="elsewhere")  # not selected yet: the daemon has no list of it
+    wait_for_sa(core, ns)
+    theirs = core.create_namespaced_secret(ns, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="regcred"), string_data={"k": "theirs"}))
+    core.patch_namespace(ns, {"metadata": {"labels": {"pss-live": unique}}})
+    wait_until(lambda: any(e.reason == "SecretConflict" for e in
+                           core.list_namespaced_event(ns).items), timeout=CONVERGE,
+               what="SecretConflict event after the create lost")
+    time.sleep(2)
+    after = read_secret(core, ns, "regcred")
+    assert after.metadata.resource_version == theirs.metadata.resource_version
+    assert pull_secret_names(core, ns) == []
+    assert not [e for e in core.list_namespaced_event(ns).items if e.reason == "WriteFailed"]
+    assert (daemon.metric("conflicts_total", kind="secret") or 0) >= 1
+
+
 def test_a_config_map_symlink_swap_is_picked_up(
     creds: dict[str, Any], unique: str, tmp_path: Path, core: Any,
     start_daemon: Callable[..., DaemonProcess], namespace_factory: Callable[..., str],
