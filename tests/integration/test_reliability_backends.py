@@ -103,7 +103,8 @@ def test_backend_down_or_throttling_keeps_secrets_byte_identical_backs_off_and_r
     attempts = [r.started for r in vproxy.requests if re.search(hub_path, r.target)]
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert 2 <= len(attempts) <= 6, attempts  # 1 s, 2 s, 4 s, 8 s …: far fewer than 1/s
-    assert gaps[-1] > gaps[0] * 1.5, gaps  # the backoff grows
+    # the backoff grows: 1 s, 2 s, 4 s … each ±25 % jitter, so adjacent steps never overlap
+    assert gaps[-1] > gaps[0], gaps
     aws_attempts = aproxy.count(method="POST")
     assert 3 <= aws_attempts <= 9, aws_attempts  # capped at the 2 s interval: < 1 per second
     assert snapshot(core, namespaces) == before
