@@ -92,7 +92,7 @@ class Engine:
         the_plan = plan.diff(cfg, want, view)
         report = Report(planned=list(the_plan.actions), conflicts=list(the_plan.conflicts),
                         blocked=list(the_plan.blocked))
-        self._report_findings(want, the_plan, dry_run=dry_run)
+        self._report_findings(want, the_plan, view, dry_run=dry_run)
         if not dry_run:
             self._apply(cfg, want, view, the_plan.actions, report, proceed)
         if not dry_run:  # the view holds every managed Secret, whatever the scope
@@ -100,7 +100,8 @@ class Engine:
         return report
 
     # ---- findings -------------------------------------------------------------------------
-    def _report_findings(self, want: desired.Desired, the_plan: plan.Plan, *,
+    def _report_findings(self, want: desired.Desired, the_plan: plan.Plan,
+                         view: model.ClusterView, *,
                          dry_run: bool) -> None:
         for name, rendered in want.rendered.items():
             for cred, registry in rendered.shadowed:
@@ -111,6 +112,7 @@ class Engine:
                 "mapping", dry_run=dry_run, level=logging.WARNING,
                 msg="two mappings select the same secret; the first in the file wins",
                 extra={"namespace": mc.namespace, "mapping": mc.loser, "object": mc.secret_name},
+                uid=view.namespaces[mc.namespace].uid if mc.namespace in view.namespaces else "",
                 event=("Namespace", mc.namespace, mc.namespace, "MappingConflict",
                        f"mappings {mc.winner!r} and {mc.loser!r} both manage secret "
                        f"{mc.secret_name!r}; {mc.winner!r} wins (first in file)"))
@@ -125,7 +127,7 @@ class Engine:
 
     def _secret_conflict(self, sc: plan.SecretConflict, *, dry_run: bool) -> None:
         self._conflict(
-            "secret", dry_run=dry_run, level=logging.ERROR,
+            "secret", dry_run=dry_run, level=logging.ERROR, uid=sc.uid,
             msg="secret exists and is not managed by pullsecret-syncer; leaving it alone",
             extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping},
             event=("Secret", sc.namespace, sc.name, "SecretConflict",
@@ -133,7 +135,7 @@ class Engine:
                    f"{model.MANAGED_BY_LABEL} label); mapping {sc.mapping!r} skipped "
                    "this namespace. Delete it or set adoptExisting: true."))
 
-    def _conflict(self, conflict_kind: str, *, dry_run: bool, level: int, msg: str,
+    def _conflict(self, conflict_kind: str, *, dry_run: bool, level: int, uid: str, msg: str,
                   extra: dict[str, str], event: tuple[str, str, str, str, str]) -> None:
         """Log, count and record a conflict — once an hour per object, not on every pass."""
         kind, namespace, name, reason, message = event
@@ -145,7 +147,7 @@ class Engine:
         log.log(level, msg, extra=extra)
         self.metrics.conflicts.labels(kind=conflict_kind).inc()
         if self.client is not None:
-            self.client.create_event(kind=kind, namespace=namespace, name=name, uid="",
+            self.client.create_event(kind=kind, namespace=namespace, name=name, uid=uid,
                                      reason=reason, message=message)
 
     def _fresh(self, kind: str, namespace: str, name: str, reason: str) -> bool:
@@ -211,9 +213,10 @@ class Engine:
             except kube.KubeError as exc:
                 if action.kind == "secret":
                     failed_secrets.add((action.namespace, action.name))
-                self._write_failed(action, exc, report)
+                self._write_failed(action, exc, report, view)
 
-    def _write_failed(self, action: plan.Action, exc: kube.KubeError, report: Report) -> None:
+    def _write_failed(self, action: plan.Action, exc: kube.KubeError, report: Report,
+                      view: model.ClusterView) -> None:
         report.failures.append(str(exc))
         self.metrics.reconcile_errors.labels(reason="kube_write").inc()
         log.error("write failed", extra={"namespace": action.namespace, "object": action.name,
@@ -223,7 +226,8 @@ class Engine:
         if self.client is not None and self._fresh(kind, action.namespace, action.name,
                                                    "WriteFailed"):
             self.client.create_event(
-                kind=kind, namespace=action.namespace, name=action.name, uid="",
+                kind=kind, namespace=action.namespace, name=action.name,
+                uid=_observed_uid(view, action),
                 reason="WriteFailed",
                 message=f"pullsecret-syncer could not {action.action} this {action.kind}: "
                         f"{exc.reason or exc.status or 'error'}")
@@ -320,3 +324,13 @@ class Engine:
             self._done(action, report)
             return
         raise kube.Conflict(f"serviceaccount {action.namespace}/{action.name}: kept changing")
+
+
+def _observed_uid(view: model.ClusterView, action: plan.Action) -> str:
+    """The uid of the object a failed write was about (empty when it does not exist yet), so
+    that `kubectl describe` shows its Warning Event."""
+    if action.kind == "secret":
+        secret = view.secrets.get((action.namespace, action.name))
+        return secret.uid if secret is not None else ""
+    sa = view.service_accounts.get(action.namespace, {}).get(action.name)
+    return sa.uid if sa is not None else ""

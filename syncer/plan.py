@@ -61,6 +61,7 @@ class SecretConflict:
     namespace: str
     name: str
     mapping: str
+    uid: str = field(default="", compare=False)  # of their Secret, for the Warning Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,8 @@ def secret_actions(
               "credentials": target.credentials}
     if observed is not None and not observed.managed:
         if not target.adopt or observed.type != model.SECRET_TYPE:  # type is immutable
-            conflicts.append(SecretConflict(target.namespace, target.name, target.mapping))
+            conflicts.append(SecretConflict(target.namespace, target.name, target.mapping,
+                                            observed.uid))
             return [], False
         if data is None:
             blocked.append(Blocked(target.namespace, target.name, target.mapping,

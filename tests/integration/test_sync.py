@@ -271,6 +271,10 @@ def test_unmanaged_same_named_secret_is_left_byte_identical_and_sync_exits_1(
     assert pull_secret_names(core, ns) == []  # its ServiceAccounts are left alone
     events = core.list_namespaced_event(ns).items
     assert any(e.reason == "SecretConflict" and e.type == "Warning" for e in events)
+    # attached to their Secret by uid, so `kubectl describe secret` shows it
+    described = core.list_namespaced_event(
+        ns, field_selector=f"involvedObject.uid={theirs.metadata.uid}").items
+    assert [e.reason for e in described] == ["SecretConflict"]
 
 
 def test_adopt_existing_takes_over_a_same_named_secret_and_labels_it(
