@@ -1,13 +1,19 @@
 # Two commands set up everything on a fresh machine: `make test` and `make demo`.
 PYTHON ?= python3
 
-.PHONY: setup test lint demo dev dev-rotate dev-down bench schema
+OLDEST_KUBE = $(shell awk '!/^\#/ && NF {v=$$1} END {print v}' tests/stack/kube-versions)
 
-setup:  ## install Python deps, etcd, OpenBao, moto; build or reuse kube-apiserver v1.20.2
+.PHONY: setup test test-oldest lint demo dev dev-rotate dev-down bench schema
+
+setup:  ## install Python deps, OpenBao, moto; build or reuse Kubernetes + etcd (tests/stack/kube-versions)
 	bash .ci/setup
 
-test: setup  ## the whole suite, integration tests on the real local stack
+test: setup  ## the whole suite, integration tests on the real local stack (Kubernetes 1.37)
 	$(PYTHON) -m pytest
+
+test-oldest: setup  ## the integration tests on the oldest supported Kubernetes (not the benchmark)
+	PSS_KUBE_VERSION=$(OLDEST_KUBE) $(PYTHON) -m pytest tests/contract tests/stack tests/integration \
+		--ignore=tests/integration/test_benchmark_quick.py
 
 lint:
 	ruff check syncer backends tests benchmarks

@@ -286,21 +286,23 @@ class Admin:
                 pass
         return time.monotonic() - began
 
-    def tokens_ready(self, prefix: str, expected: int, *, sa_name: str = "default") -> int:
-        """How many `sa_name` ServiceAccounts of `prefix-*` namespaces the token controller has
-        finished with (it writes `secrets:` into them: a concurrent writer we wait out)."""
+    def accounts_ready(self, prefix: str, *, sa_name: str = "default") -> int:
+        """How many `prefix-*` namespaces the ServiceAccount controller has given `sa_name`.
+        (Since Kubernetes 1.24 no token controller writes `secrets:` into them afterwards, so
+        there is no concurrent writer left to wait out.)"""
         done = 0
         for sa in self.list_all("/api/v1/serviceaccounts",
                                 fieldSelector=f"metadata.name={sa_name}"):
             meta = sa.get("metadata") or {}
-            if str(meta.get("namespace", "")).startswith(prefix + "-") and sa.get("secrets"):
+            if str(meta.get("namespace", "")).startswith(prefix + "-"):
                 done += 1
         return done
 
-    def wait_tokens(self, prefix: str, expected: int, *, timeout: float) -> float:
+    def wait_accounts(self, prefix: str, expected: int, *, timeout: float) -> float:
         began = time.monotonic()
-        wait_until(lambda: self.tokens_ready(prefix, expected) >= expected, timeout=timeout,
-                   interval=1.0, what=f"token secrets of {expected} {prefix}-* ServiceAccounts")
+        wait_until(lambda: self.accounts_ready(prefix) >= expected, timeout=timeout,
+                   interval=1.0, what=f"`default` ServiceAccounts of {expected} {prefix}-* "
+                   "namespaces")
         return time.monotonic() - began
 
     def managed_secrets(self, prefix: str) -> dict[str, dict[str, Any]]:

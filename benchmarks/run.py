@@ -71,7 +71,7 @@ def build_rows(r: dict[str, Any], args: argparse.Namespace) -> list[dict[str, An
     rows.append(row(f"writes for {new['count']} namespaces created live (all attempts)",
                     f"= 2x{new['count']}", nt["total_writes"], 2 * new["count"],
                     met=nt["first_attempt_writes"] == 2 * new["count"]))
-    rows.append(row("  of those: retries (token controller raced the SA patch)", "report",
+    rows.append(row("  of those: retries (a concurrent writer raced the SA patch)", "report",
                     nt["retries"], 0, met=None))
     rows.append(row(f"cold start to converged, N={n}, --kube-qps {args.kube_qps:g}", "≤ 60 s",
                     round(cold["seconds_to_converged"], 2),

@@ -1,6 +1,6 @@
 """`make demo`: the real daemon on a local stack, narrated in a few lines, then everything stopped.
 
-Starts the servers of tests/stack (etcd + kube-apiserver + kube-controller-manager v1.20.2,
+Starts the servers of tests/stack (etcd + kube-apiserver + kube-controller-manager v1.37,
 OpenBao, moto), seeds two fake registry credentials, runs `pullsecret-syncer run` with
 config/examples/demo.yaml behind counting proxies, creates namespaces, rotates a credential,
 prints what happened and how many requests it took, and stops all it started (also on Ctrl-C).
@@ -118,15 +118,16 @@ class Demo:
 
     def run(self) -> None:
         out = self.out
-        out.say("starting etcd + kube-apiserver + kube-controller-manager v1.20.2, OpenBao "
-                "(Vault API) and moto (AWS) on 127.0.0.1 ...")
+        out.say(f"starting etcd + kube-apiserver + kube-controller-manager "
+                f"v{kube.kube_version()}, OpenBao (Vault API) and moto (AWS) on 127.0.0.1 ...")
         cluster = kube.start(self.rt)
         self.servers.append(cluster)
         bao = vault.start(self.rt.subdir("vault"))
         self.servers.append(bao)
         moto = aws.start(self.rt.subdir("aws"))
         self.servers.append(moto)
-        out.say(f"stack ready (kube-apiserver in {cluster.startup_seconds:.1f}s); "
+        out.say(f"stack ready (kube-apiserver {cluster.version} in "
+                f"{cluster.startup_seconds:.1f}s); "
                 f"logs in {self.rt.root}")
 
         users = {"dockerhub": "demo-hub-user", "ghcr": "demo-ghcr-user"}
@@ -289,10 +290,12 @@ class Demo:
 def main() -> int:
     out = Narrator()
     stop = threading.Event()
+    received: list[int] = []
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         stop.set()
-        raise Interrupted(signum)
+        raise Interrupted(signum)  # may land in a finalizer, which swallows it: see below
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -303,7 +306,9 @@ def main() -> int:
     status = 1
     try:
         demo.run()
-        status = 0
+        status = 128 + received[0] if received else 0
+        if received:  # the signal's exception was swallowed (it hit a finalizer)
+            out.say(f"interrupted ({signal.Signals(received[0]).name}): stopping everything")
     except Interrupted as exc:
         out.say(f"interrupted ({exc}): stopping everything")
         status = 128 + exc.signum

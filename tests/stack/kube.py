@@ -1,10 +1,19 @@
-"""Kubernetes for the tests: etcd + kube-apiserver + kube-controller-manager v1.20.2 we start,
-or the cluster of the kubeconfig named by PSS_KUBECONFIG.
+"""Kubernetes for the tests: etcd + kube-apiserver + kube-controller-manager we start (v1.37 by
+default, `PSS_KUBE_VERSION` picks another), or the cluster of the kubeconfig in PSS_KUBECONFIG.
+
+Binaries, first found wins: `KUBEBUILDER_ASSETS` (envtest: kube-apiserver + etcd, optionally
+kube-controller-manager), `PSS_KUBE_BIN_DIR`, the cache that `build-kubernetes.sh` fills
+(`~/.cache/pullsecret-syncer/kubernetes-<version>/`). `PSS_ETCD` overrides etcd alone.
 
 Our apiserver: TLS from the session CA, static tokens (`admin` in `system:masters`; `pss-tester`
 in `pss-testers` with no grants), Node+RBAC authorization, anonymous off, ServiceAccount token
-issuer/keys (TokenRequest, TokenReview), NamespaceLifecycle+ServiceAccount admission, a JSON-lines
-audit log at Metadata level, and a 30 s etcd compaction so old watches get 410 Gone.
+issuer/keys (TokenRequest, TokenReview), the default admission plugins (PodSecurity among them) plus
+NamespaceLifecycle+ServiceAccount, and a JSON-lines audit log at Metadata level. (A 30 s etcd
+compaction interval is set, but on 1.37 a watch from an old version is still served — even after
+a physical etcd compaction — so tests that need `410 Gone` inject it with the fault proxy.)
+The controller-manager runs the controllers a cluster
+needs for our tests: ServiceAccounts and their tokens, namespace deletion, garbage collection,
+Deployments/ReplicaSets (Pods recreated after an eviction) and PodDisruptionBudgets.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import base64
 import itertools
 import os
 import secrets
-import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,11 +34,26 @@ import yaml
 
 from stack import procs, runtime
 
-KUBE_VERSION = "1.20.2"
+VERSIONS_FILE = Path(__file__).with_name("kube-versions")
+
+
+def supported_versions() -> list[str]:
+    """The versions of tests/stack/kube-versions: the current release first, then the older
+    ones CI also runs the integration tests on."""
+    lines = VERSIONS_FILE.read_text().splitlines()
+    return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+
+
+DEFAULT_KUBE_VERSION = supported_versions()[0]
 ADMIN_USER = "admin"
 TESTER_USER = "pss-tester"
 TESTER_GROUP = "pss-testers"
 _SA_ISSUER = "https://kubernetes.default.svc"
+CONTROLLERS = (
+    "serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
+    "garbage-collector-controller", "deployment-controller", "replicaset-controller",
+    "disruption-controller",
+)
 _AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -39,30 +63,60 @@ rules:
 """
 
 
-def binary_dir() -> Path:
-    """Where build-kubernetes.sh caches kube-apiserver and kube-controller-manager."""
-    explicit = os.environ.get("PSS_KUBE_BIN_DIR")
-    if explicit:
-        return Path(explicit)
+def kube_version() -> str:
+    """The Kubernetes version the stack builds and caches (`PSS_KUBE_VERSION`, default 1.37)."""
+    return os.environ.get("PSS_KUBE_VERSION", DEFAULT_KUBE_VERSION).removeprefix("v")
+
+
+def cache_dir(version: str | None = None) -> Path:
+    """Where build-kubernetes.sh caches the binaries of `version`."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "pullsecret-syncer" / f"kubernetes-{KUBE_VERSION}"
+    return cache / "pullsecret-syncer" / f"kubernetes-{version or kube_version()}"
 
 
-def _require_binaries() -> tuple[Path, Path, Path]:
-    bins = binary_dir()
-    apiserver, cm = bins / "kube-apiserver", bins / "kube-controller-manager"
-    missing = [str(p) for p in (apiserver, cm) if not os.access(p, os.X_OK)]
-    if missing:
+@dataclass(frozen=True, slots=True)
+class Binaries:
+    apiserver: Path
+    controller_manager: Path
+    etcd: Path
+    source: str  # which of the sources they came from, for the setup log and reports
+
+
+def _executable(path: Path) -> bool:
+    return os.access(path, os.X_OK)
+
+
+def find_binaries() -> Binaries:
+    """The three binaries, from the first source that has them (see the module docstring)."""
+    hint = ("run `bash tests/stack/build-kubernetes.sh` (or `make setup`) once: it builds "
+            f"Kubernetes {kube_version()} through the Go module proxy (≈ 20 min cold)")
+    candidates: list[tuple[str, Path]] = []
+    if os.environ.get("KUBEBUILDER_ASSETS"):
+        candidates.append(("KUBEBUILDER_ASSETS", Path(os.environ["KUBEBUILDER_ASSETS"])))
+    elif os.environ.get("PSS_KUBE_BIN_DIR"):
+        candidates.append(("PSS_KUBE_BIN_DIR", Path(os.environ["PSS_KUBE_BIN_DIR"])))
+    candidates.append(("cache", cache_dir()))
+    source, first = candidates[0]
+    apiserver, etcd = first / "kube-apiserver", first / "etcd"
+    if not (_executable(apiserver) and _executable(etcd)):
         raise procs.StackUnavailableError(
-            f"Kubernetes {KUBE_VERSION} binaries missing ({', '.join(missing)}): "
-            "run `bash tests/stack/build-kubernetes.sh` (or `make setup`) once, ≈ 8 min"
-        )
-    etcd = os.environ.get("PSS_ETCD") or shutil.which("etcd") or "/usr/bin/etcd"
-    if not os.access(etcd, os.X_OK):
-        raise procs.StackUnavailableError(
-            "etcd not found: apt-get install etcd-server (or `make setup`)"
-        )
-    return Path(etcd), apiserver, cm
+            f"kube-apiserver/etcd missing in {first} ({source}): {hint}")
+    cm = first / "kube-controller-manager"
+    if not _executable(cm):  # envtest ships no controller-manager: take ours
+        fallback = [d / "kube-controller-manager" for _, d in candidates[1:]]
+        cm = next((p for p in fallback if _executable(p)), cm)
+        if not _executable(cm):
+            raise procs.StackUnavailableError(f"kube-controller-manager missing: {hint}")
+    if os.environ.get("PSS_ETCD"):
+        etcd = Path(os.environ["PSS_ETCD"])
+    return Binaries(apiserver=apiserver, controller_manager=cm, etcd=etcd, source=source)
+
+
+def binary_version(binary: Path) -> str:
+    """`kube-apiserver --version` -> `v1.37.2`."""
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                         timeout=30, check=False).stdout.strip()
+    return out.rpartition(" ")[2]
 
 
 @dataclass(slots=True)
@@ -80,6 +134,7 @@ class KubeCluster:
     tester_group: str = TESTER_GROUP
     extra_ca_file: Path | None = None
     startup_seconds: float | None = None
+    version: str = ""  # what /version reports, e.g. v1.37.2
     processes: list[procs.Proc] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -178,7 +233,8 @@ def _current(doc: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def start(rt: runtime.Runtime) -> KubeCluster:
     """Start etcd, kube-apiserver and kube-controller-manager; wait until usable."""
-    etcd_bin, apiserver_bin, cm_bin = _require_binaries()
+    bins = find_binaries()
+    etcd_bin, apiserver_bin, cm_bin = bins.etcd, bins.apiserver, bins.controller_manager
     began = time.monotonic()
     d = rt.subdir("kube")
     ca = rt.authority
@@ -223,7 +279,7 @@ def start(rt: runtime.Runtime) -> KubeCluster:
         apiserver = procs.start(
             "kube-apiserver",
             [str(apiserver_bin),
-             "--bind-address=127.0.0.1", f"--secure-port={port}", "--insecure-port=0",
+             "--bind-address=127.0.0.1", f"--secure-port={port}",
              f"--etcd-servers={etcd_url}", "--etcd-compaction-interval=30s",
              f"--cert-dir={d / 'apiserver-certs'}",
              f"--tls-cert-file={serving.cert_file}", f"--tls-private-key-file={serving.key_file}",
@@ -259,9 +315,8 @@ def start(rt: runtime.Runtime) -> KubeCluster:
         cm = procs.start(
             "kube-controller-manager",
             [str(cm_bin), f"--kubeconfig={kubeconfig}", "--bind-address=127.0.0.1",
-             f"--secure-port={procs.free_port()}", "--port=0", f"--cert-dir={d / 'kcm-certs'}",
-             "--leader-elect=false",
-             "--controllers=serviceaccount,serviceaccount-token,namespace,garbagecollector",
+             f"--secure-port={procs.free_port()}", f"--cert-dir={d / 'kcm-certs'}",
+             "--leader-elect=false", f"--controllers={','.join(CONTROLLERS)}",
              f"--service-account-private-key-file={sa_keys.key_file}",
              f"--root-ca-file={ca.ca_file}", "--use-service-account-credentials=false",
              "--authentication-skip-lookup=true", "--v=1"],
@@ -283,6 +338,7 @@ def start(rt: runtime.Runtime) -> KubeCluster:
         server=server, kubeconfig=kubeconfig, user_kubeconfig=user_kubeconfig,
         ca_file=ca.ca_file, directory=d, admin_token=admin_token, audit_log=audit_log,
         startup_seconds=time.monotonic() - began, processes=started,
+        version=binary_version(apiserver_bin),
     )
 
 
