@@ -1,7 +1,7 @@
-"""Command line: argument parsing, sub-commands and exit codes (SPEC §2). Wiring only.
+"""Command line: flags to settings, sub-commands, exit codes (SPEC §2). Wiring only.
 
 Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or config error,
-130/143 interrupted by SIGINT/SIGTERM.
+130/143 interrupted by SIGINT/SIGTERM. A usage error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import syncer
 from backends import base
-from syncer import config, credentials, engine, kube, observability, plan
+from syncer import config, credentials, observability, plan, settings
+from syncer.kube import api, client, errors
+from syncer.reconcile import engine, observe
 
 log = logging.getLogger("syncer")
 
@@ -27,10 +31,60 @@ class Terminated(BaseException):
     that no `except Exception` on the way swallows it)."""
 
 
-def _kube_flags(p: argparse.ArgumentParser) -> None:
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: `pullsecret-syncer run: --kube-qps: …`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _http_addr(text: str) -> settings.HttpAddress:
+    try:
+        return settings.parse_http_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration(text: str) -> float:
+    try:
+        return config.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _kube_flags(p: argparse.ArgumentParser, *, limits: bool = True) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG, "
                    "~/.kube/config)")
     p.add_argument("--context", help="kubeconfig context")
+    if limits:
+        p.add_argument("--kube-qps", type=_positive_float, default=settings.DEFAULT_QPS,
+                       help="write requests per second (default %(default)s)")
+        p.add_argument("--kube-burst", type=_positive_int, default=settings.DEFAULT_BURST,
+                       help="write burst (default %(default)s)")
 
 
 def _log_flags(p: argparse.ArgumentParser, *, default_format: str = "text") -> None:
@@ -40,34 +94,30 @@ def _log_flags(p: argparse.ArgumentParser, *, default_format: str = "text") -> N
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="pullsecret-syncer", description=(
-        "Sync container-registry credentials from Vault / AWS Secrets Manager into "
-        "dockerconfigjson Secrets and ServiceAccount imagePullSecrets."))
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    top = _Parser(prog="pullsecret-syncer", description=(
+        "Sync container-registry credentials from Vault / AWS into dockerconfigjson Secrets "
+        "and ServiceAccount imagePullSecrets."))
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                             parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True)
     _kube_flags(run)
     run.add_argument("--leader-elect", action="store_true")
     run.add_argument("--leader-election-namespace", default=None)
-    run.add_argument("--http-addr", default="0.0.0.0:8080")
+    run.add_argument("--http-addr", type=_http_addr, default=settings.DEFAULT_HTTP_ADDR)
     _log_flags(run)
-    run.add_argument("--kube-qps", type=float, default=20.0)
-    run.add_argument("--kube-burst", type=int, default=40)
-    run.add_argument("--resync-interval", type=config.parse_duration, default=600.0)
+    run.add_argument("--resync-interval", type=_duration,
+                     default=settings.DEFAULT_RESYNC_SECONDS)
 
-    sync = sub.add_parser("sync", help="one full reconcile pass, then exit")
-    sync.add_argument("--config", required=True)
-    _kube_flags(sync)
-    _log_flags(sync)
-    sync.add_argument("--kube-qps", type=float, default=20.0)
-    sync.add_argument("--kube-burst", type=int, default=40)
-
-    pl = sub.add_parser("plan", help="print what sync would do; writes nothing")
-    pl.add_argument("--config", required=True)
-    _kube_flags(pl)
-    pl.add_argument("--output", choices=["text", "json"], default="text")
-    _log_flags(pl, default_format="text")
+    for name, text in (("sync", "one full reconcile pass, then exit"),
+                       ("plan", "print what sync would do; writes nothing")):
+        one = sub.add_parser(name, help=text)
+        one.add_argument("--config", required=True)
+        _kube_flags(one)
+        if name == "plan":
+            one.add_argument("--output", choices=["text", "json"], default="text")
+        _log_flags(one)
 
     chk = sub.add_parser("check", help="validate the config (--connect: also read credentials)")
     chk.add_argument("--config", required=True)
@@ -86,6 +136,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -93,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: internal error ({type(exc).__name__}); run with --log-level debug "
               "for details", file=sys.stderr)
         return EXIT_FAILED
+
+
+def kube_settings(args: argparse.Namespace) -> settings.KubeSettings:
+    return settings.KubeSettings(
+        kubeconfig=args.kubeconfig, context=args.context,
+        qps=getattr(args, "kube_qps", settings.DEFAULT_QPS),
+        burst=getattr(args, "kube_burst", settings.DEFAULT_BURST))
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -109,9 +169,14 @@ def _main(argv: Sequence[str] | None) -> int:
             print(line, file=sys.stderr)
         return EXIT_USAGE
     if args.command == "run":
-        from syncer import daemon  # the daemon's machinery is needed by `run` alone
+        from syncer.run import command  # the daemon's machinery is needed by `run` alone
 
-        return daemon.main(cfg, args, backends=opened)
+        return command.main(settings.RunSettings(
+            config_path=Path(args.config), kube=kube_settings(args),
+            leader_elect=args.leader_elect,
+            leader_election_namespace=args.leader_election_namespace,
+            http=args.http_addr, resync_interval=args.resync_interval,
+        ), cfg, backends=opened)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "check":
@@ -153,36 +218,36 @@ def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool
     return status
 
 
+def _connect(args: argparse.Namespace) -> api.ClusterAPI:
+    try:
+        return client.connect(kube_settings(args))
+    except errors.ConfigurationError as exc:
+        raise UsageError(f"error: {exc}") from None
+
+
 def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argparse.Namespace,
               *, dry_run: bool) -> int:
     metrics = observability.Metrics()
-    try:
-        kconf = kube.load_configuration(kubeconfig=args.kubeconfig, context=args.context)
-    except Exception as exc:
-        print(f"error: cannot load Kubernetes configuration: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
-        return EXIT_USAGE
-    client = kube.Kube(kconf, qps=getattr(args, "kube_qps", 20.0),
-                       burst=getattr(args, "kube_burst", 40), on_write=metrics.record_write)
+    cluster = _connect(args)
     try:
         readings = credentials.read_all(cfg, opened, metrics=metrics)
         good = {n: r.auths for n, r in readings.items() if r.auths is not None}
         try:
-            view = engine.observe(client, cfg)
-        except kube.KubeError as exc:
+            view = observe.observe(cluster, cfg)
+        except errors.KubeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        eng = engine.Engine(None if dry_run else client, metrics=metrics)
-        report = eng.reconcile(cfg, good, view, dry_run=dry_run)
+        report = engine.Engine(cluster, metrics=metrics).reconcile(cfg, good, view,
+                                                                   dry_run=dry_run)
     finally:
-        client.close()
+        cluster.close()
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:
         if args.output == "json":
             print(plan.to_json(tuple(report.planned)))
         else:
             for action in report.planned:
-                print(action.describe())
+                print(plan.describe(action))
     for reading in failed_creds:
         print(f"error: {reading.error}", file=sys.stderr)
     for failure in report.failures:

@@ -68,6 +68,11 @@ def close_backends(opened: Mapping[str, base.Backend]) -> None:
             log.debug("backend close failed")
 
 
+def used(cfg: config.Config) -> set[str]:
+    """The credentials some mapping uses (only those are ever read)."""
+    return {c for m in cfg.mappings for c in m.credentials}
+
+
 def read(spec: config.CredentialSpec, backend: base.Backend) -> dockerconfig.Auths:
     """Fetch and parse one credential; raises CredentialError only."""
     try:
@@ -90,15 +95,14 @@ def read_all(
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Reading]:
     """Read each (used) credential exactly once, with a short retry for transient failures."""
-    used = {c for m in cfg.mappings for c in m.credentials}
-    wanted = sorted(used if names is None else names & used)
+    wanted = sorted(used(cfg) if names is None else names & used(cfg))
     out: dict[str, Reading] = {}
     for name in wanted:
         spec = cfg.credentials[name]
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, CredentialError) and e.retryable),
-            wait=tenacity.wait_exponential_jitter(initial=0.5, max=4.0),
+            wait=tenacity.wait_random_exponential(multiplier=0.5, max=4.0),
             stop=tenacity.stop_after_attempt(attempts),
             reraise=True,
         )
@@ -107,13 +111,10 @@ def read_all(
         except CredentialError as exc:
             log.error("credential read failed", extra={"credential": name, "error": str(exc)})
             if metrics:
-                metrics.credential_fetch.labels(credential=name, result="error").inc()
-                metrics.credential_up.labels(credential=name).set(0)
+                metrics.credential_read(name, ok=False, now=clock())
             out[name] = Reading(name, None, exc)
             continue
         if metrics:
-            metrics.credential_fetch.labels(credential=name, result="success").inc()
-            metrics.credential_up.labels(credential=name).set(1)
-            metrics.credential_last_success.labels(credential=name).set(clock())
+            metrics.credential_read(name, ok=True, now=clock())
         out[name] = Reading(name, auths)
     return out

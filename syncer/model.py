@@ -1,6 +1,7 @@
-"""Small, typed records of the cluster as the syncer sees it, and the names it writes.
+"""Small, typed records of the cluster as the syncer sees it, what it writes, and the names it uses.
 
-`kube.py` produces these from raw API JSON; `desired.py` and `plan.py` consume them. Pure: no I/O.
+`syncer.kube` produces and consumes these (from and to API JSON); `desired`, `plan`, `reconcile`
+and `run` work on them only. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Secret:
     annotations: Mapping[str, str]
     resource_version: str
     uid: str = ""
+    immutable: bool = False  # `immutable: true`: data can only change by delete + create
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,54 @@ class ServiceAccount:
     resource_version: str
     uid: str = ""
     has_annotations: bool = True  # whether metadata.annotations exists (JSON-patch paths need it)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A `coordination.k8s.io/v1` Lease as leader election needs it (times as RFC 3339 text)."""
+
+    namespace: str
+    name: str
+    holder: str | None = None
+    duration_seconds: int | None = None
+    acquire_time: str | None = None
+    renew_time: str | None = None
+    transitions: int = 0
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretContent:
+    """What we write into one managed Secret: the rendered data and our bookkeeping."""
+
+    namespace: str
+    name: str
+    mapping: str
+    credentials: tuple[str, ...]
+    data: bytes = field(repr=False)  # the .dockerconfigjson bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccountChange:
+    """A precondition-guarded change of one ServiceAccount: its new `imagePullSecrets` names
+    and our annotation (None: leave as is), valid only at `resource_version`."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    image_pull_secrets: tuple[str, ...] | None
+    ours: tuple[str, ...] | None  # () removes the annotation
+    has_annotations: bool  # whether metadata.annotations exists (JSON-patch paths need it)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """The object a Warning Event is about."""
+
+    kind: str  # Secret, ServiceAccount, Namespace, Pod
+    namespace: str
+    name: str
+    uid: str = ""
 
 
 def split_names(value: str | None) -> tuple[str, ...]:

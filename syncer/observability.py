@@ -52,8 +52,30 @@ class Metrics:
             ["kind"], registry=r)
         self.is_leader = Gauge(f"{PREFIX}is_leader", "1 while this replica writes", registry=r)
 
+        self.credential_expiry = Gauge(
+            f"{PREFIX}credential_expiry_timestamp_seconds",
+            "Unix time the current value of a token credential expires", ["credential"],
+            registry=r)
+        self.credential_verify = Counter(
+            f"{PREFIX}credential_verify_total",
+            "Registry login checks of new credential values, by result",
+            ["credential", "result"], registry=r)
+        self.pods_recycled = Counter(
+            f"{PREFIX}pods_recycled_total", "Pods evicted to pick up the pull secret",
+            ["mapping"], registry=r)
+
     def record_write(self, kind: str, action: str) -> None:
         self.kube_writes.labels(kind=kind, action=action).inc()
+
+    def credential_read(self, name: str, *, ok: bool, now: float,
+                        changed: bool = False) -> None:
+        """One read of a credential from its backend (the one place these metrics are set)."""
+        self.credential_fetch.labels(credential=name, result="success" if ok else "error").inc()
+        self.credential_up.labels(credential=name).set(1 if ok else 0)
+        if ok:
+            self.credential_last_success.labels(credential=name).set(now)
+        if changed:
+            self.credential_last_change.labels(credential=name).set(now)
 
     def render(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)
@@ -135,10 +157,6 @@ class HttpServer:
         self.server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)  # noqa: S104
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
 
     def start(self) -> None:
         self.thread.start()

@@ -11,47 +11,111 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar
 
 from syncer import config, desired, model
 
-ActionName = Literal["create", "update", "delete", "patch", "unpatch"]
-Kind = Literal["secret", "serviceaccount"]
+
+@dataclass(frozen=True, slots=True)
+class CreateSecret:
+    content: model.SecretContent
+    kind: ClassVar[str] = "secret"
+    verb: ClassVar[str] = "create"
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    action: ActionName
-    kind: Kind
+class UpdateSecret:
+    """Rewrite a Secret in place (same UID), guarded by its resourceVersion."""
+
+    content: model.SecretContent
+    resource_version: str
+    drop_keys: tuple[str, ...] = ()  # observed data keys (all but ours go)
+    adopt: bool = False  # taking over a same-named Secret we did not create
+    kind: ClassVar[str] = "secret"
+
+    @property
+    def verb(self) -> str:
+        return "adopt" if self.adopt else "update"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceSecret:
+    """Delete and create a managed Secret that cannot change in place: another `type`, or
+    `immutable: true` set by someone (SPEC §4). Reported with a Warning Event."""
+
+    content: model.SecretContent
+    resource_version: str
+    uid: str
+    why: str  # "type" or "immutable"
+    kind: ClassVar[str] = "secret"
+    verb: ClassVar[str] = "replace"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSecret:
     namespace: str
     name: str
+    resource_version: str
     mapping: str | None = None
     credentials: tuple[str, ...] = ()
-    data: bytes | None = field(default=None, repr=False)  # secret create/update
-    resource_version: str | None = None  # precondition for update/delete/patch
-    add: tuple[str, ...] = ()  # serviceaccount: secret names to reference
-    remove: tuple[str, ...] = ()  # serviceaccount: secret names of ours to drop
-    adopt: bool = False
-    drop_keys: tuple[str, ...] = ()  # secret update: observed data keys (all but ours go)
+    kind: ClassVar[str] = "secret"
+    verb: ClassVar[str] = "delete"
 
-    def describe(self) -> str:
-        """One line for `plan` and logs, e.g. `create secret ns/regcred (hub, ghcr)`."""
-        ref = f"{self.namespace}/{self.name}"
-        if self.kind == "secret":
-            detail = f" ({', '.join(self.credentials)})" if self.credentials else ""
-            verb = "adopt" if self.adopt else self.action
-            return f"{verb} secret {ref}{detail}"
-        changes = " ".join([f"+{n}" for n in self.add] + [f"-{n}" for n in self.remove])
-        return f"{self.action} serviceaccount {ref} {changes}"
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "action": "adopt" if self.adopt else self.action,
-            "kind": self.kind,
-            "namespace": self.namespace,
-            "name": self.name,
-            "credentials": list(self.credentials),
-        }
+@dataclass(frozen=True, slots=True)
+class PatchServiceAccount:
+    """Add references to usable Secrets and drop references we added (never others')."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    kind: ClassVar[str] = "serviceaccount"
+
+    @property
+    def verb(self) -> str:
+        return "patch" if self.add else "unpatch"
+
+
+SecretAction = CreateSecret | UpdateSecret | ReplaceSecret | DeleteSecret
+Action = SecretAction | PatchServiceAccount
+
+
+def where(action: Action) -> tuple[str, str]:
+    """(namespace, name) of the object an action writes."""
+    if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
+        return action.content.namespace, action.content.name
+    return action.namespace, action.name
+
+
+def mapping_of(action: Action) -> str | None:
+    if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
+        return action.content.mapping
+    return action.mapping if isinstance(action, DeleteSecret) else None
+
+
+def credentials_of(action: Action) -> tuple[str, ...]:
+    if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
+        return action.content.credentials
+    return action.credentials if isinstance(action, DeleteSecret) else ()
+
+
+def describe(action: Action) -> str:
+    """One line for `plan` and logs, e.g. `create secret ns/regcred (hub, ghcr)`."""
+    ns, name = where(action)
+    if isinstance(action, PatchServiceAccount):
+        changes = " ".join([f"+{n}" for n in action.add] + [f"-{n}" for n in action.remove])
+        return f"{action.verb} serviceaccount {ns}/{name} {changes}"
+    creds = credentials_of(action)
+    detail = f" ({', '.join(creds)})" if creds else ""
+    return f"{action.verb} secret {ns}/{name}{detail}"
+
+
+def as_json(action: Action) -> dict[str, object]:
+    ns, name = where(action)
+    return {"action": action.verb, "kind": action.kind, "namespace": ns, "name": name,
+            "credentials": list(credentials_of(action))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +146,7 @@ class Plan:
 
 
 def to_json(actions: tuple[Action, ...]) -> str:
-    return json.dumps([a.as_json() for a in actions], indent=2)
+    return json.dumps([as_json(a) for a in actions], indent=2)
 
 
 def secret_differs(observed: model.Secret, target: desired.Target, data: bytes) -> bool:
@@ -96,16 +160,24 @@ def secret_differs(observed: model.Secret, target: desired.Target, data: bytes) 
     )
 
 
+def _needs_replacing(observed: model.Secret, data: bytes) -> str | None:
+    """Why a managed Secret cannot be brought in line in place, if it cannot."""
+    if observed.type != model.SECRET_TYPE:
+        return "type"  # a Secret's type is immutable
+    if observed.immutable and (observed.data != data
+                               or observed.data_keys != (model.DOCKERCONFIG_KEY,)):
+        return "immutable"
+    return None
+
+
 def secret_actions(
     target: desired.Target,
     observed: model.Secret | None,
     conflicts: list[SecretConflict],
     blocked: list[Blocked],
-) -> tuple[list[Action], bool]:
+) -> tuple[list[SecretAction], bool]:
     """Actions for one target Secret, and whether it will exist afterwards for SAs to use."""
     data = target.rendered.data
-    common = {"namespace": target.namespace, "name": target.name, "mapping": target.mapping,
-              "credentials": target.credentials}
     if observed is not None and not observed.managed:
         if not target.adopt or observed.type != model.SECRET_TYPE:  # type is immutable
             conflicts.append(SecretConflict(target.namespace, target.name, target.mapping,
@@ -115,9 +187,8 @@ def secret_actions(
             blocked.append(Blocked(target.namespace, target.name, target.mapping,
                                    target.rendered.missing))
             return [], False
-        act = Action("update", "secret", data=data, resource_version=observed.resource_version,
-                     adopt=True, drop_keys=observed.data_keys, **common)  # type: ignore[arg-type]
-        return [act], True
+        return [UpdateSecret(_content(target, data), observed.resource_version,
+                             drop_keys=observed.data_keys, adopt=True)], True
     if data is None:
         if observed is None:
             blocked.append(Blocked(target.namespace, target.name, target.mapping,
@@ -125,12 +196,20 @@ def secret_actions(
             return [], False
         return [], True  # keep the last good Secret exactly as it is
     if observed is None:
-        return [Action("create", "secret", data=data, **common)], True  # type: ignore[arg-type]
+        return [CreateSecret(_content(target, data))], True
+    why = _needs_replacing(observed, data)
+    if why is not None:
+        return [ReplaceSecret(_content(target, data), observed.resource_version, observed.uid,
+                              why)], True
     if secret_differs(observed, target, data):
-        act = Action("update", "secret", data=data, resource_version=observed.resource_version,
-                     drop_keys=observed.data_keys, **common)  # type: ignore[arg-type]
-        return [act], True
+        return [UpdateSecret(_content(target, data), observed.resource_version,
+                             drop_keys=observed.data_keys)], True
     return [], True
+
+
+def _content(target: desired.Target, data: bytes) -> model.SecretContent:
+    return model.SecretContent(namespace=target.namespace, name=target.name,
+                               mapping=target.mapping, credentials=target.credentials, data=data)
 
 
 def _prune_allowed(cfg: config.Config, secret: model.Secret) -> bool:
@@ -163,7 +242,7 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
             continue  # vanished or going away: hands off
         targets = by_ns.get(ns_name, [])
         usable: set[str] = set()
-        secret_writes: list[Action] = []
+        secret_writes: list[SecretAction] = []
         for target in targets:
             acts, exists = secret_actions(
                 target, view.secrets.get((ns_name, target.name)), conflicts, blocked
@@ -181,12 +260,13 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
             view.service_accounts.get(ns_name, {}),
         )
         actions.extend(secret_writes)
-        actions.extend(a for a in sa_actions if a.action == "patch")
-        actions.extend(a for a in sa_actions if a.action == "unpatch")
+        actions.extend(a for a in sa_actions if a.add)
+        actions.extend(a for a in sa_actions if not a.add)
         actions.extend(
-            Action("delete", "secret", ns_name, s.name, resource_version=s.resource_version,
-                   mapping=s.annotations.get(model.MAPPING_ANNOTATION),
-                   credentials=model.split_names(s.annotations.get(model.CREDENTIALS_ANNOTATION)))
+            DeleteSecret(ns_name, s.name, s.resource_version,
+                         mapping=s.annotations.get(model.MAPPING_ANNOTATION),
+                         credentials=model.split_names(
+                             s.annotations.get(model.CREDENTIALS_ANNOTATION)))
             for s in sorted(prunable, key=lambda s: s.name)
         )
     return Plan(tuple(actions), tuple(conflicts), tuple(blocked))
@@ -199,7 +279,7 @@ def _service_account_actions(
     pruned_secrets: set[str],
     managed: set[str],
     accounts: Mapping[str, model.ServiceAccount],
-) -> list[Action]:
+) -> list[PatchServiceAccount]:
     """Reference usable Secrets from the selected SAs; drop only references we added.
 
     A reference of ours is dropped when its Secret is pruned, when the SA is no longer selected
@@ -208,7 +288,7 @@ def _service_account_actions(
     are never touched, and a name already present is never added twice.
     """
     wanted = {t.name: t for t in targets}
-    out: list[Action] = []
+    out: list[PatchServiceAccount] = []
     for sa in sorted(accounts.values(), key=lambda a: a.name):
         present = set(sa.image_pull_secrets)
         add = tuple(
@@ -225,10 +305,8 @@ def _service_account_actions(
                 remove.append(name)
         if not add and not remove:
             continue
-        out.append(Action(
-            "unpatch" if remove and not add else "patch", "serviceaccount", sa.namespace,
-            sa.name, resource_version=sa.resource_version, add=add, remove=tuple(remove),
-        ))
+        out.append(PatchServiceAccount(sa.namespace, sa.name, sa.resource_version, add=add,
+                                       remove=tuple(remove)))
     return out
 
 
@@ -236,17 +314,13 @@ def _mapping_prunes(cfg: config.Config, target: desired.Target) -> bool:
     return next((m.prune for m in cfg.mappings if m.name == target.mapping), cfg.defaults.prune)
 
 
-def _pointer(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def service_account_patch(
+def service_account_change(
     sa: model.ServiceAccount, *, add: tuple[str, ...], remove: tuple[str, ...]
-) -> list[dict[str, object]] | None:
-    """The JSON patch that adds `add` and drops `remove` (only names we recorded) from a
+) -> model.ServiceAccountChange | None:
+    """The change that adds `add` and drops `remove` (only names we recorded) from a
     ServiceAccount's imagePullSecrets, keeping every other entry and its order; None if nothing
-    changes. Its first op tests resourceVersion: the list is atomic, so without that
-    precondition a concurrent writer's entry could be lost.
+    changes. It is valid only at the observed resourceVersion: the list is atomic, so without
+    that precondition a concurrent writer's entry could be lost.
     """
     current = list(sa.image_pull_secrets)
     dropping = {n for n in remove if n in sa.ours}
@@ -257,18 +331,8 @@ def service_account_patch(
     ours.extend(n for n in appended if n not in ours)
     if new == current and ours == list(sa.ours):
         return None
-    ops: list[dict[str, object]] = [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": sa.resource_version}
-    ]
-    if new != current:
-        ops.append({"op": "add", "path": "/imagePullSecrets", "value": [{"name": n} for n in new]})
-    if ours != list(sa.ours):
-        key = f"/metadata/annotations/{_pointer(model.SA_ANNOTATION)}"
-        if not ours:
-            ops.append({"op": "remove", "path": key})
-        elif sa.has_annotations:
-            ops.append({"op": "add", "path": key, "value": ",".join(ours)})
-        else:
-            ops.append({"op": "add", "path": "/metadata/annotations",
-                        "value": {model.SA_ANNOTATION: ",".join(ours)}})
-    return ops
+    return model.ServiceAccountChange(
+        namespace=sa.namespace, name=sa.name, resource_version=sa.resource_version,
+        image_pull_secrets=tuple(new) if new != current else None,
+        ours=tuple(ours) if ours != list(sa.ours) else None,
+        has_annotations=sa.has_annotations)

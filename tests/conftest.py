@@ -1,7 +1,8 @@
-"""Fixtures for the real-server test stack (see tests/stack/ and docs/readme/testing.md).
+"""Fixtures for the real-server test stack (see tests/stack/ and docs/development.md).
 
 Servers are session-scoped and start lazily on first use: `kube` (etcd + kube-apiserver +
-kube-controller-manager v1.20.2), `vault` (OpenBao dev server), `aws` (moto server). Per-test
+kube-controller-manager, v1.37 unless PSS_KUBE_VERSION says otherwise), `vault` (OpenBao dev
+server), `aws` (moto server). Per-test
 helpers: `unique`, `namespace_factory`, `fault_proxy`, `stack_env` / `stack_env_for`.
 A server that cannot start skips the test with the reason, or — with PSS_REQUIRE_STACK=1, as in
 CI — errors it with the server's log. Failing tests get the tail of the logs of the servers they
@@ -62,6 +63,18 @@ def pytest_configure(config: pytest.Config) -> None:
     procs.install_sigterm_handler(then=_exit_on_signal)
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which Kubernetes this run is on (CI prints it for each leg)."""
+    if os.environ.get("PSS_KUBECONFIG"):
+        return [f"kubernetes: the cluster of PSS_KUBECONFIG={os.environ['PSS_KUBECONFIG']}"]
+    try:
+        bins = kube_stack.find_binaries()
+    except procs.StackUnavailableError as exc:
+        return [f"kubernetes: not available ({exc})"]
+    return [f"kubernetes: kube-apiserver {kube_stack.binary_version(bins.apiserver)} "
+            f"from {bins.source} ({bins.apiserver.parent})"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
@@ -97,7 +110,8 @@ def stack_runtime(request: pytest.FixtureRequest) -> Iterator[runtime.Runtime]:
 
 @pytest.fixture(scope="session")
 def kube(stack_runtime: runtime.Runtime) -> Iterator[kube_stack.KubeCluster]:
-    """etcd + kube-apiserver + kube-controller-manager v1.20.2, or the PSS_KUBECONFIG cluster."""
+    """etcd + kube-apiserver + kube-controller-manager (tests/stack/kube-versions), or the
+    PSS_KUBECONFIG cluster."""
     try:
         cluster = kube_stack.from_env(stack_runtime) or kube_stack.start(stack_runtime)
     except procs.StackUnavailableError as exc:

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
 from backends import aws, base
-from syncer import config, credentials, dockerconfig, kube
+from syncer import config, credentials, dockerconfig
+from syncer.kube import errors as kube
+from syncer.kube.client.translate import translate
 
 SENTINEL = "SENTINEL"
 _secretish = st.sampled_from([SENTINEL, f"pw-{SENTINEL}-1", f"{SENTINEL}:x", f"{SENTINEL}\n",
@@ -144,7 +146,7 @@ def test_apiserver_errors_of_secret_writes_never_quote_the_rejected_data(
 ) -> None:
     exc = ApiException(status=status, reason="x")
     exc.body = body
-    err = kube.translate(exc, "PATCH secrets ns/regcred", quote_message=False)
+    err = translate(exc, "PATCH secrets ns/regcred", quote_message=False)
     assert isinstance(err, kube.KubeError)
     assert str(err).startswith(f"PATCH secrets ns/regcred: {status}"), str(err)
     assert SENTINEL not in str(err)

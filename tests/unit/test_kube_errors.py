@@ -7,7 +7,8 @@ import json
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from syncer import kube
+from syncer.kube import errors as kube
+from syncer.kube.client.translate import translate
 
 
 def api_error(status: int, reason: str, message: str, fields: tuple[str, ...] = ()) -> ApiException:
@@ -34,24 +35,24 @@ def api_error(status: int, reason: str, message: str, fields: tuple[str, ...] = 
 ])
 def test_status_codes_map_to_our_errors(status: int, reason: str, message: str,
                                         expected: type[kube.KubeError]) -> None:
-    err = kube.translate(api_error(status, reason, message), "PATCH secrets ns/x")
+    err = translate(api_error(status, reason, message), "PATCH secrets ns/x")
     assert type(err) is expected
     assert err.status == status
     assert str(err).startswith("PATCH secrets ns/x: ")
 
 
 def test_a_terminating_namespace_counts_as_gone() -> None:
-    err = kube.translate(api_error(403, "Forbidden", "… because it is being terminated"), "POST")
+    err = translate(api_error(403, "Forbidden", "… because it is being terminated"), "POST")
     assert isinstance(err, kube.NotFound)
 
 
 def test_write_errors_that_could_quote_data_keep_only_reason_and_field_names() -> None:
     exc = api_error(422, "Invalid", 'Secret "x" is invalid: data[.dockerconfigjson]: '
                     'Invalid value: "pw-SENTINEL-1"', fields=("data[.dockerconfigjson]",))
-    err = kube.translate(exc, "POST secrets ns/x", quote_message=False)
+    err = translate(exc, "POST secrets ns/x", quote_message=False)
     assert "SENTINEL" not in str(err)
     assert "data[.dockerconfigjson]" in str(err)
 
 
 def test_connection_errors_are_retryable() -> None:
-    assert isinstance(kube.translate(ConnectionResetError(), "GET"), kube.Retryable)
+    assert isinstance(translate(ConnectionResetError(), "GET"), kube.Retryable)

@@ -1,4 +1,4 @@
-"""plan.diff / plan.service_account_patch / Action: the writes a pass makes, and only those.
+"""plan.diff / plan.service_account_change / actions: the writes a pass makes, and only those.
 
 The desired side always comes from desired.compute (as in the engine); the observed side is built
 from model records shaped the way kube.py parses them. Config values are built directly from the
@@ -8,6 +8,7 @@ dataclasses in syncer/config.py (no YAML).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +17,7 @@ import jsonpatch
 import pytest
 
 from syncer import config, desired, dockerconfig, model, plan
+from syncer.kube import codec
 from tests.unit.builders import basic, make_config, make_mapping
 
 SENTINEL = "pw-SENTINEL-7f3a"
@@ -119,7 +121,14 @@ def run_plan(
 
 
 def lines(the_plan: plan.Plan) -> list[str]:
-    return [a.describe() for a in the_plan.actions]
+    return [plan.describe(a) for a in the_plan.actions]
+
+
+def patch_ops(account: model.ServiceAccount, *, add: tuple[str, ...],
+              remove: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    """The JSON patch the real client sends for the planned change (None: no change)."""
+    change = plan.service_account_change(account, add=add, remove=remove)
+    return None if change is None else codec.service_account_patch(change)
 
 
 # A ServiceAccount as API JSON, and back (the shape kube.parse_service_account reads).
@@ -156,16 +165,17 @@ def apply_plan(view: model.ClusterView, the_plan: plan.Plan) -> model.ClusterVie
     secrets = dict(view.secrets)
     accounts = {k: dict(v) for k, v in view.service_accounts.items()}
     for a in the_plan.actions:
-        if a.kind == "secret" and a.action in ("create", "update"):
-            secrets[(a.namespace, a.name)] = managed_secret(
-                a.namespace, a.name, mapping=a.mapping or "", credentials=a.credentials,
-                data=a.data, rv="200")
-        elif a.kind == "secret" and a.action == "delete":
+        if isinstance(a, plan.CreateSecret | plan.UpdateSecret | plan.ReplaceSecret):
+            c = a.content
+            secrets[(c.namespace, c.name)] = managed_secret(
+                c.namespace, c.name, mapping=c.mapping, credentials=c.credentials,
+                data=c.data, rv="200")
+        elif isinstance(a, plan.DeleteSecret):
             del secrets[(a.namespace, a.name)]
         else:
             current = accounts[a.namespace][a.name]
-            ops = plan.service_account_patch(current, add=a.add, remove=a.remove)
-            assert ops is not None, f"planned a no-op: {a.describe()}"
+            ops = patch_ops(current, add=a.add, remove=a.remove)
+            assert ops is not None, f"planned a no-op: {plan.describe(a)}"
             obj = jsonpatch.apply_patch(sa_object(current), ops)
             obj["metadata"]["resourceVersion"] = str(int(current.resource_version) + 1)
             accounts[a.namespace][a.name] = sa_from_object(obj)
@@ -183,8 +193,8 @@ def test_fresh_namespace_creates_the_secret_then_references_it() -> None:
         "patch serviceaccount team-a-dev/default +regcred",
     ]
     create, patch = the_plan.actions
-    assert create.data == desired.render_mapping(cfg.mappings[0], CREDS).data
-    assert create.mapping == "team-a"
+    assert create.content.data == desired.render_mapping(cfg.mappings[0], CREDS).data
+    assert create.content.mapping == "team-a"
     assert patch.resource_version == "7"
     assert patch.add == ("regcred",)
     assert patch.remove == ()
@@ -218,9 +228,9 @@ def test_rotated_credential_updates_the_secret_once_with_its_resource_version() 
     (update,) = the_plan.actions
     assert update.resource_version == "4711"
     assert update.adopt is False
-    assert update.data == desired.render_mapping(cfg.mappings[0], rotated).data
-    assert update.data is not None
-    assert ROTATED_SENTINEL.encode() in update.data
+    assert update.content.data == desired.render_mapping(cfg.mappings[0], rotated).data
+    assert update.content.data is not None
+    assert ROTATED_SENTINEL.encode() in update.content.data
 
 
 def test_rotation_rewrites_only_secrets_that_use_the_credential() -> None:
@@ -328,8 +338,8 @@ def test_adopt_existing_takes_over_an_unmanaged_secret_then_references_it() -> N
         "patch serviceaccount team-a-dev/default +regcred",
     ]
     adopt = the_plan.actions[0]
-    assert (adopt.action, adopt.adopt, adopt.resource_version) == ("update", True, "555")
-    assert adopt.data == desired.render_mapping(cfg.mappings[0], CREDS).data
+    assert (adopt.verb, adopt.adopt, adopt.resource_version) == ("adopt", True, "555")
+    assert adopt.content.data == desired.render_mapping(cfg.mappings[0], CREDS).data
     assert "notes" in adopt.drop_keys
     assert the_plan.conflicts == ()
 
@@ -562,7 +572,7 @@ def test_edited_managed_secret_is_rewritten(edit: dict[str, Any]) -> None:
     assert lines(the_plan) == ["update secret team-a-dev/regcred (dockerhub)"]
     (update,) = the_plan.actions
     assert update.resource_version == "77"
-    assert update.data == good.data
+    assert update.content.data == good.data
     assert set(update.drop_keys) - {KEY} == set(edited.data_keys) - {KEY}
 
 
@@ -607,18 +617,18 @@ def test_per_namespace_pass_only_touches_namespaces_in_scope() -> None:
     assert len(run_plan(cfg, view).actions) == 6
 
 
-# --- service_account_patch -----------------------------------------------------------------------
+# --- service_account_change, as the JSON patch the client sends -----------------------------------
 
 
 def test_patch_first_tests_the_resource_version() -> None:
-    ops = plan.service_account_patch(sa(rv="42"), add=("regcred",), remove=())
+    ops = patch_ops(sa(rv="42"), add=("regcred",), remove=())
     assert ops is not None
     assert ops[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "42"}
 
 
 def test_patch_keeps_foreign_entries_in_order_and_appends_ours() -> None:
     account = sa(pulls=("zeta", "alpha"), ours=(), has_annotations=True)
-    ops = plan.service_account_patch(account, add=("regcred", "mirror"), remove=())
+    ops = patch_ops(account, add=("regcred", "mirror"), remove=())
     assert ops == [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
         {"op": "add", "path": "/imagePullSecrets",
@@ -630,7 +640,7 @@ def test_patch_keeps_foreign_entries_in_order_and_appends_ours() -> None:
 
 def test_patch_removes_only_names_we_recorded() -> None:
     account = sa(pulls=("corp", "regcred", "other"), ours=("regcred",))
-    ops = plan.service_account_patch(account, add=(), remove=("regcred", "corp"))
+    ops = patch_ops(account, add=(), remove=("regcred", "corp"))
     assert ops == [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
         {"op": "add", "path": "/imagePullSecrets", "value": [{"name": "corp"}, {"name": "other"}]},
@@ -641,7 +651,7 @@ def test_patch_removes_only_names_we_recorded() -> None:
 
 def test_patch_keeps_remaining_names_of_ours_in_the_annotation() -> None:
     account = sa(pulls=("regcred", "mirror"), ours=("regcred", "mirror"))
-    ops = plan.service_account_patch(account, add=(), remove=("regcred",))
+    ops = patch_ops(account, add=(), remove=("regcred",))
     assert ops is not None
     assert ops[-1] == {
         "op": "add", "path": "/metadata/annotations/pullsecret-syncer.io~1image-pull-secrets",
@@ -651,7 +661,7 @@ def test_patch_keeps_remaining_names_of_ours_in_the_annotation() -> None:
 
 def test_patch_only_clears_the_annotation_when_our_entry_is_already_gone() -> None:
     account = sa(pulls=("corp",), ours=("regcred",))
-    ops = plan.service_account_patch(account, add=(), remove=("regcred",))
+    ops = patch_ops(account, add=(), remove=("regcred",))
     assert ops == [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
         {"op": "remove",
@@ -660,7 +670,7 @@ def test_patch_only_clears_the_annotation_when_our_entry_is_already_gone() -> No
 
 
 def test_patch_adds_the_whole_annotations_map_when_the_account_has_none() -> None:
-    ops = plan.service_account_patch(sa(has_annotations=False), add=("regcred",), remove=())
+    ops = patch_ops(sa(has_annotations=False), add=("regcred",), remove=())
     assert ops is not None
     assert ops[-1] == {"op": "add", "path": "/metadata/annotations",
                        "value": {model.SA_ANNOTATION: "regcred"}}
@@ -668,7 +678,7 @@ def test_patch_adds_the_whole_annotations_map_when_the_account_has_none() -> Non
 
 def test_patch_only_records_the_name_when_re_adding_our_lost_entry() -> None:
     account = sa(pulls=("corp",), ours=("regcred",))
-    ops = plan.service_account_patch(account, add=("regcred",), remove=())
+    ops = patch_ops(account, add=("regcred",), remove=())
     assert ops == [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
         {"op": "add", "path": "/imagePullSecrets",
@@ -689,7 +699,7 @@ def test_patch_only_records_the_name_when_re_adding_our_lost_entry() -> None:
 def test_patch_is_none_when_nothing_changes(
     account: model.ServiceAccount, add: tuple[str, ...], remove: tuple[str, ...]
 ) -> None:
-    assert plan.service_account_patch(account, add=add, remove=remove) is None
+    assert patch_ops(account, add=add, remove=remove) is None
 
 
 def test_patch_applied_to_a_real_service_account_adds_then_removes_only_ours() -> None:
@@ -700,7 +710,7 @@ def test_patch_applied_to_a_real_service_account_adds_then_removes_only_ours() -
         "secrets": [{"name": "default-token-x1"}],
         "imagePullSecrets": [{"name": "corp-mirror"}],
     }
-    ops = plan.service_account_patch(sa_from_object(original), add=("regcred",), remove=())
+    ops = patch_ops(sa_from_object(original), add=("regcred",), remove=())
     patched = jsonpatch.apply_patch(original, ops)
     expected = copy.deepcopy(original)
     expected["imagePullSecrets"] = [{"name": "corp-mirror"}, {"name": "regcred"}]
@@ -709,7 +719,7 @@ def test_patch_applied_to_a_real_service_account_adds_then_removes_only_ours() -
 
     patched["metadata"]["resourceVersion"] = "43"
     patched["imagePullSecrets"].insert(0, {"name": "later-added"})  # someone else, meanwhile
-    ops = plan.service_account_patch(sa_from_object(patched), add=(),
+    ops = patch_ops(sa_from_object(patched), add=(),
                                      remove=("regcred", "corp-mirror"))
     restored = jsonpatch.apply_patch(patched, ops)
     assert restored["imagePullSecrets"] == [{"name": "later-added"}, {"name": "corp-mirror"}]
@@ -720,7 +730,7 @@ def test_patch_applied_to_a_real_service_account_adds_then_removes_only_ours() -
 def test_patch_applied_to_a_bare_service_account_creates_list_and_annotations() -> None:
     bare = {"apiVersion": "v1", "kind": "ServiceAccount",
             "metadata": {"name": "builder", "namespace": NS, "resourceVersion": "9"}}
-    ops = plan.service_account_patch(sa_from_object(bare), add=("regcred",), remove=())
+    ops = patch_ops(sa_from_object(bare), add=("regcred",), remove=())
     patched = jsonpatch.apply_patch(bare, ops)
     assert patched["imagePullSecrets"] == [{"name": "regcred"}]
     assert patched["metadata"]["annotations"] == {model.SA_ANNOTATION: "regcred"}
@@ -728,42 +738,46 @@ def test_patch_applied_to_a_bare_service_account_creates_list_and_annotations() 
 
 def test_patch_fails_against_a_service_account_changed_since_it_was_read() -> None:
     account = sa(pulls=("corp",), rv="42")
-    ops = plan.service_account_patch(account, add=("regcred",), remove=())
+    ops = patch_ops(account, add=("regcred",), remove=())
     newer = sa_object(sa(pulls=("corp", "someone-elses"), rv="43"))
     with pytest.raises(jsonpatch.JsonPatchTestFailed):
         jsonpatch.apply_patch(newer, ops)
 
 
-# --- Action output (SPEC §2) ---------------------------------------------------------------------
+# --- action output (SPEC §2) ---------------------------------------------------------------------
+
+
+def content(credentials: tuple[str, ...]) -> model.SecretContent:
+    return model.SecretContent(NS, "regcred", "team-a", credentials, SENTINEL.encode())
 
 
 @pytest.mark.parametrize(
     ("action", "line"),
     [
-        (plan.Action("create", "secret", NS, "regcred", credentials=("dockerhub", "ghcr")),
+        (plan.CreateSecret(content(("dockerhub", "ghcr"))),
          "create secret team-a-dev/regcred (dockerhub, ghcr)"),
-        (plan.Action("update", "secret", NS, "regcred", credentials=("dockerhub",)),
+        (plan.UpdateSecret(content(("dockerhub",)), "1"),
          "update secret team-a-dev/regcred (dockerhub)"),
-        (plan.Action("delete", "secret", NS, "regcred", credentials=("ghcr",)),
+        (plan.DeleteSecret(NS, "regcred", "1", credentials=("ghcr",)),
          "delete secret team-a-dev/regcred (ghcr)"),
-        (plan.Action("update", "secret", NS, "regcred", credentials=("dockerhub",), adopt=True),
+        (plan.UpdateSecret(content(("dockerhub",)), "1", adopt=True),
          "adopt secret team-a-dev/regcred (dockerhub)"),
-        (plan.Action("patch", "serviceaccount", NS, "default", add=("regcred",)),
+        (plan.ReplaceSecret(content(("dockerhub",)), "1", "uid-1", "type"),
+         "replace secret team-a-dev/regcred (dockerhub)"),
+        (plan.PatchServiceAccount(NS, "default", "7", add=("regcred",)),
          "patch serviceaccount team-a-dev/default +regcred"),
-        (plan.Action("unpatch", "serviceaccount", NS, "default", remove=("regcred",)),
+        (plan.PatchServiceAccount(NS, "default", "7", remove=("regcred",)),
          "unpatch serviceaccount team-a-dev/default -regcred"),
     ],
 )
 def test_describe_prints_the_spec_line(action: plan.Action, line: str) -> None:
-    assert action.describe() == line
+    assert plan.describe(action) == line
 
 
 def test_json_output_has_the_spec_keys() -> None:
     actions = (
-        plan.Action("create", "secret", NS, "regcred", credentials=("dockerhub", "ghcr"),
-                    data=SENTINEL.encode()),
-        plan.Action("patch", "serviceaccount", NS, "default", add=("regcred",),
-                    resource_version="7"),
+        plan.CreateSecret(content(("dockerhub", "ghcr"))),
+        plan.PatchServiceAccount(NS, "default", "7", add=("regcred",)),
     )
     assert json.loads(plan.to_json(actions)) == [
         {"action": "create", "kind": "secret", "namespace": NS, "name": "regcred",
@@ -773,11 +787,49 @@ def test_json_output_has_the_spec_keys() -> None:
     ]
 
 
+# --- Secrets that cannot change in place (SPEC §4) -----------------------------------------------
+
+
+def test_managed_secret_of_another_type_is_replaced_not_updated() -> None:
+    cfg = make_config(make_mapping(names=(NS,)))
+    good = written_secret(cfg, "team-a", rv="12")
+    wrong = dataclasses.replace(good, type="Opaque", uid="uid-old")
+    (replace,) = run_plan(cfg, make_view([ns(NS)], [wrong])).actions
+    assert isinstance(replace, plan.ReplaceSecret)
+    assert (replace.why, replace.resource_version, replace.uid) == ("type", "12", "uid-old")
+    assert replace.content.data == good.data
+
+
+def test_immutable_managed_secret_is_replaced_when_its_data_must_change() -> None:
+    cfg = make_config(make_mapping(names=(NS,)))
+    stale = dataclasses.replace(managed_secret(rv="12"), immutable=True)
+    (replace,) = run_plan(cfg, make_view([ns(NS)], [stale])).actions
+    assert isinstance(replace, plan.ReplaceSecret)
+    assert replace.why == "immutable"
+
+
+def test_immutable_managed_secret_with_the_right_data_is_updated_in_place() -> None:
+    cfg = make_config(make_mapping(names=(NS,)))
+    good = written_secret(cfg, "team-a", rv="12")
+    relabelled = dataclasses.replace(good, immutable=True,
+                                     annotations={model.MAPPING_ANNOTATION: "team-a"})
+    (update,) = run_plan(cfg, make_view([ns(NS)], [relabelled])).actions
+    assert isinstance(update, plan.UpdateSecret)  # metadata of an immutable Secret may change
+
+
+def test_immutable_managed_secret_in_sync_causes_no_write() -> None:
+    cfg = make_config(make_mapping(names=(NS,)))
+    good = dataclasses.replace(written_secret(cfg, "team-a"), immutable=True)
+    assert run_plan(cfg, make_view([ns(NS)], [good],
+                                   [sa(pulls=("regcred",), ours=("regcred",))])).actions == ()
+
+
 def test_plans_never_show_secret_data() -> None:
     cfg = make_config(make_mapping(names=(NS,), credentials=("dockerhub", "ghcr")))
     the_plan = run_plan(cfg, make_view([ns(NS)], accounts=[sa()]))
-    assert the_plan.actions[0].data is not None
-    assert SENTINEL.encode() in the_plan.actions[0].data
+    first = the_plan.actions[0]
+    assert isinstance(first, plan.CreateSecret)
+    assert SENTINEL.encode() in first.content.data
     shown = [repr(the_plan), plan.to_json(the_plan.actions), *lines(the_plan)]
     for text in shown:
         assert "SENTINEL" not in text

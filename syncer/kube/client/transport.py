@@ -1,0 +1,159 @@
+"""HTTP to the apiserver: configuration loading, raw-JSON requests, retries, the write limit.
+
+Requests go through the `kubernetes` client's transport (auth, TLS, proxies from the kubeconfig)
+but bodies are sent and read as plain JSON. Retries (429/5xx/timeouts) back off with jitter on
+the stop event, so shutdown never waits for a sleeping retry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import tenacity
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from syncer import settings
+from syncer.kube import errors, ratelimit
+from syncer.kube.client import translate
+
+REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read (seconds) for everything but watches
+ATTEMPTS = 6
+
+
+def load_configuration(kube: settings.KubeSettings) -> k8s.Configuration:
+    """In-cluster config when KUBERNETES_SERVICE_HOST is set (and no kubeconfig or context is
+    given), else the kubeconfig file ($KUBECONFIG / ~/.kube/config). ConfigurationError when
+    neither is usable; its message names the file, never its content."""
+    cfg = k8s.Configuration()
+    try:
+        if kube.kubeconfig is None and kube.context is None and os.environ.get(
+                "KUBERNETES_SERVICE_HOST"):
+            k8s_config.load_incluster_config(client_configuration=cfg)
+        else:
+            k8s_config.load_kube_config(
+                config_file=kube.kubeconfig, context=kube.context, client_configuration=cfg,
+                persist_config=False)
+    except k8s_config.ConfigException as exc:
+        raise errors.ConfigurationError(_config_problem(kube, exc)) from None
+    except OSError as exc:
+        where = kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise errors.ConfigurationError(
+            f"cannot read kubeconfig {where}: {exc.strerror or type(exc).__name__}") from None
+    except Exception as exc:  # a malformed file: YAML or structure errors of any kind
+        where = kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise errors.ConfigurationError(
+            f"kubeconfig {where} is not usable ({type(exc).__name__})") from None
+    cfg.retries = False  # we retry ourselves, visibly and with backoff
+    cfg.connection_pool_maxsize = 16
+    return cfg
+
+
+def _config_problem(kube: settings.KubeSettings, exc: Exception) -> str:
+    text = str(exc)
+    if "Invalid kube-config file" in text or "No configuration found" in text:
+        where = kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        return f"no usable kubeconfig at {where} (and not running in a cluster)"
+    if "context" in text.lower() and kube.context:
+        return f"kubeconfig has no context {kube.context!r}"
+    return "Kubernetes configuration is not usable: " + text.splitlines()[0][:200]
+
+
+class Transport:
+    """A connection to one apiserver. Thread-safe; writes share one rate limiter."""
+
+    def __init__(self, configuration: k8s.Configuration, *, qps: float, burst: int,
+                 stop: threading.Event) -> None:
+        self.api_client = k8s.ApiClient(configuration)
+        self._stop = stop
+        self._bucket = ratelimit.TokenBucket(qps, burst, stop=stop)
+
+    def close(self) -> None:
+        self.api_client.rest_client.pool_manager.clear()
+
+    def _sleep(self, seconds: float) -> None:
+        """A retry's backoff; shutdown cuts it short."""
+        self._stop.wait(seconds)
+
+    def _send(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
+              body: Any = None, content_type: str = "application/json",
+              timeout: tuple[float, float] = REQUEST_TIMEOUT) -> Any:
+        """One HTTP request; returns the raw urllib3 response (2xx) or raises ApiException."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        serialized = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=params, header_params=headers,
+            body=body, auth_settings=["BearerToken"])
+        resp = self.api_client.call_api(*serialized, _request_timeout=timeout)
+        if not 200 <= resp.status <= 299:
+            resp.read()
+            raise ApiException.from_response(http_resp=resp, body=None, data=None)
+        return resp.response
+
+    def call(self, method: str, path: str, what: str, *, query: Mapping[str, Any] | None = None,
+             body: Any = None, content_type: str = "application/json", limited: bool = False,
+             quote_message: bool = True, retry: bool = True) -> dict[str, Any]:
+        """A JSON request/response. `limited`: counts against --kube-qps/--kube-burst."""
+        def attempt() -> dict[str, Any]:
+            if limited:
+                self._bucket.acquire()
+            try:
+                resp = self._send(method, path, query=query, body=body,
+                                  content_type=content_type)
+                doc = json.loads(resp.data or b"{}")
+            except Exception as exc:
+                raise translate.translate(exc, what, quote_message=quote_message) from exc
+            return doc if isinstance(doc, dict) else {}
+        if not retry:
+            return attempt()
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, errors.KubeError) and e.retryable),
+            wait=tenacity.wait_random_exponential(multiplier=0.2, max=5.0),
+            stop=tenacity.stop_any(tenacity.stop_after_attempt(ATTEMPTS),
+                                   tenacity.stop_when_event_set(self._stop)),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        result: dict[str, Any] = retrying(attempt)
+        return result
+
+    def stream(self, path: str, what: str, *, query: Mapping[str, Any],
+               timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        """The JSON objects of a watch response, one per line, as they arrive."""
+        try:
+            resp = self._send("GET", path, query=query,
+                              timeout=(REQUEST_TIMEOUT[0], timeout_seconds + 30.0))
+        except Exception as exc:
+            raise translate.translate(exc, what) from exc
+        try:
+            for line in _lines(resp):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    yield event
+        except errors.KubeError:
+            raise
+        except Exception as exc:
+            raise translate.translate(exc, what) from exc
+        finally:
+            resp.release_conn()
+
+
+def _lines(resp: Any) -> Iterator[bytes]:
+    """Split a chunked watch response into JSON lines as they arrive."""
+    buf = b""
+    for chunk in resp.stream(amt=None, decode_content=True):
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if buf.strip():
+        yield buf

@@ -1,0 +1,190 @@
+"""API JSON to records and records to request bodies. Pure: no I/O, no `kubernetes` import.
+
+Reads are parsed from raw JSON (the client's model classes are slow and heavy for big lists);
+writes are built here so that what goes over the wire can be unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from syncer import model
+
+JsonObject = dict[str, Any]
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def namespace(obj: Mapping[str, Any]) -> model.Namespace:
+    meta = _meta(obj)
+    phase = (obj.get("status") or {}).get("phase")
+    return model.Namespace(
+        name=str(meta.get("name", "")),
+        labels=_str_map(meta.get("labels")),
+        terminating=phase == "Terminating" or bool(meta.get("deletionTimestamp")),
+        uid=str(meta.get("uid", "")),
+    )
+
+
+def secret(obj: Mapping[str, Any]) -> model.Secret:
+    meta = _meta(obj)
+    labels = _str_map(meta.get("labels"))
+    data = obj.get("data") or {}
+    raw = data.get(model.DOCKERCONFIG_KEY) if isinstance(data, dict) else None
+    decoded: bytes | None = None
+    if isinstance(raw, str):
+        try:
+            decoded = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = None
+    return model.Secret(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        managed=labels.get(model.MANAGED_BY_LABEL) == model.MANAGED_BY_VALUE,
+        type=str(obj.get("type", "")),
+        data=decoded,
+        data_keys=tuple(sorted(data)) if isinstance(data, dict) else (),
+        labels=labels,
+        annotations={k: v for k, v in _str_map(meta.get("annotations")).items()
+                     if k.startswith("pullsecret-syncer.io/")},
+        resource_version=str(meta.get("resourceVersion", "")),
+        uid=str(meta.get("uid", "")),
+        immutable=obj.get("immutable") is True,
+    )
+
+
+def service_account(obj: Mapping[str, Any]) -> model.ServiceAccount:
+    meta = _meta(obj)
+    annotations = _str_map(meta.get("annotations"))
+    refs = obj.get("imagePullSecrets") or []
+    return model.ServiceAccount(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        image_pull_secrets=tuple(str(r.get("name", "")) for r in refs if isinstance(r, dict)),
+        ours=model.split_names(annotations.get(model.SA_ANNOTATION)),
+        resource_version=str(meta.get("resourceVersion", "")),
+        uid=str(meta.get("uid", "")),
+        has_annotations=bool(meta.get("annotations")),
+    )
+
+
+def lease(obj: Mapping[str, Any]) -> model.Lease:
+    meta = _meta(obj)
+    spec = obj.get("spec") or {}
+    duration = spec.get("leaseDurationSeconds")
+    return model.Lease(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        holder=spec.get("holderIdentity") or None,
+        duration_seconds=int(duration) if isinstance(duration, int) else None,
+        acquire_time=spec.get("acquireTime"),
+        renew_time=spec.get("renewTime"),
+        transitions=int(spec.get("leaseTransitions") or 0),
+        resource_version=str(meta.get("resourceVersion", "")),
+    )
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def _our_annotations(content: model.SecretContent) -> dict[str, str]:
+    return {model.MAPPING_ANNOTATION: content.mapping,
+            model.CREDENTIALS_ANNOTATION: ",".join(content.credentials)}
+
+
+def new_secret(content: model.SecretContent) -> JsonObject:
+    """The body of a POST creating a managed Secret."""
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": model.SECRET_TYPE,
+        "metadata": {"name": content.name, "namespace": content.namespace,
+                     "labels": {model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
+                     "annotations": _our_annotations(content)},
+        "data": {model.DOCKERCONFIG_KEY: base64.b64encode(content.data).decode()},
+    }
+
+
+def secret_merge_patch(content: model.SecretContent, *, resource_version: str,
+                       drop_keys: tuple[str, ...]) -> JsonObject:
+    """A merge patch guarded by resourceVersion (409 if someone wrote in between): our label,
+    annotations and data; foreign labels and annotations stay; other data keys go."""
+    return {
+        "type": model.SECRET_TYPE,
+        "metadata": {"resourceVersion": resource_version,
+                     "labels": {model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
+                     "annotations": _our_annotations(content)},
+        "data": {**{k: None for k in drop_keys if k != model.DOCKERCONFIG_KEY},
+                 model.DOCKERCONFIG_KEY: base64.b64encode(content.data).decode()},
+    }
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def service_account_patch(change: model.ServiceAccountChange) -> list[JsonObject]:
+    """The JSON patch for `change`; its first op tests resourceVersion (a failed test is the
+    apiserver's 422, which we treat as a conflict)."""
+    ops: list[JsonObject] = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": change.resource_version}]
+    if change.image_pull_secrets is not None:
+        ops.append({"op": "add", "path": "/imagePullSecrets",
+                    "value": [{"name": n} for n in change.image_pull_secrets]})
+    if change.ours is not None:
+        key = f"/metadata/annotations/{_pointer(model.SA_ANNOTATION)}"
+        if not change.ours:
+            ops.append({"op": "remove", "path": key})
+        elif change.has_annotations:
+            ops.append({"op": "add", "path": key, "value": ",".join(change.ours)})
+        else:
+            ops.append({"op": "add", "path": "/metadata/annotations",
+                        "value": {model.SA_ANNOTATION: ",".join(change.ours)}})
+    return ops
+
+
+def lease_body(item: model.Lease) -> JsonObject:
+    """A full Lease (POST, or PUT carrying resourceVersion as its precondition)."""
+    metadata: JsonObject = {"name": item.name, "namespace": item.namespace}
+    if item.resource_version:
+        metadata["resourceVersion"] = item.resource_version
+    spec: JsonObject = {"leaseTransitions": item.transitions}
+    optional = {"holderIdentity": item.holder, "leaseDurationSeconds": item.duration_seconds,
+                "acquireTime": item.acquire_time, "renewTime": item.renew_time}
+    spec.update({k: v for k, v in optional.items() if v is not None})
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+            "spec": spec}
+
+
+def event_namespace(ref: model.ObjectRef) -> str:
+    """Where an Event about `ref` lives: its namespace, or `default` for a cluster-scoped
+    object (a Namespace), as client-go does."""
+    return "default" if ref.kind == "Namespace" else ref.namespace
+
+
+def warning_event(ref: model.ObjectRef, *, reason: str, message: str, now: str) -> JsonObject:
+    """A core/v1 Warning Event (`kubectl describe` and `kubectl events` show it)."""
+    involved: JsonObject = {"apiVersion": "v1", "kind": ref.kind, "name": ref.name}
+    if ref.kind != "Namespace":
+        involved["namespace"] = ref.namespace
+    if ref.uid:
+        involved["uid"] = ref.uid
+    return {
+        "apiVersion": "v1", "kind": "Event", "type": "Warning",
+        "metadata": {"generateName": f"{ref.name}.", "namespace": event_namespace(ref)},
+        "involvedObject": involved, "reason": reason, "message": message[:1024],
+        "count": 1, "firstTimestamp": now, "lastTimestamp": now,
+        "source": {"component": "pullsecret-syncer"},
+        "reportingComponent": "pullsecret-syncer",
+    }

@@ -1,0 +1,152 @@
+"""One reconcile pass over a cluster view: desired state, diff, apply, report.
+
+`Engine.reconcile` works on any view — fresh lists for `sync`/`plan`, watch caches for `run` — and
+on all namespaces or a few. Writes are applied in the plan's safe order; dry-run is one flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from syncer import config, desired, dockerconfig, model, observability, plan
+from syncer.kube import api, errors
+from syncer.reconcile import apply, findings
+
+log = logging.getLogger("syncer.reconcile")
+
+
+@dataclass(slots=True)
+class Report:
+    """What one pass did and what went wrong; `ok` is the `sync` exit status."""
+
+    applied: list[plan.Action] = field(default_factory=list)
+    planned: list[plan.Action] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    conflicts: list[plan.SecretConflict] = field(default_factory=list)
+    blocked: list[plan.Blocked] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failures or self.conflicts or self.blocked)
+
+
+class Engine:
+    """Applies plans to one cluster and reports conflicts, failures and blocked Secrets."""
+
+    def __init__(self, cluster: api.ClusterAPI, *, metrics: observability.Metrics,
+                 clock: Callable[[], float] = time.monotonic,
+                 cache: apply.Cache | None = None,
+                 on_applied: Callable[[plan.Action], None] | None = None) -> None:
+        self.metrics = metrics
+        self.findings = findings.Findings(cluster, metrics=metrics, clock=clock)
+        self._applier = apply.Applier(cluster, metrics=metrics, cache=cache or apply.NoCache(),
+                                      on_replaced=self._replaced)
+        self._on_applied = on_applied or (lambda action: None)
+
+    def _replaced(self, action: plan.ReplaceSecret, uid: str) -> None:
+        self.findings.secret_replaced(action, new_uid=uid)
+
+    def reconcile(self, cfg: config.Config, credentials: Mapping[str, dockerconfig.Auths],
+                  view: model.ClusterView, *, dry_run: bool = False,
+                  scope: Iterable[str] | None = None,
+                  proceed: Callable[[], bool] = lambda: True) -> Report:
+        """One pass over `view`. `proceed` is asked before every write; when it says no
+        (shutting down, leadership lost) the rest of the pass is left for later."""
+        want = desired.compute(cfg, credentials, view.namespaces.values(), scope=scope)
+        the_plan = plan.diff(cfg, want, view)
+        report = Report(planned=list(the_plan.actions), conflicts=list(the_plan.conflicts),
+                        blocked=list(the_plan.blocked))
+        self._report_findings(want, the_plan, view, dry_run=dry_run)
+        if not dry_run:
+            self._apply(want, view, the_plan.actions, report, proceed)
+            self._count_managed(cfg, view, report)  # the view holds every managed Secret
+        return report
+
+    def _report_findings(self, want: desired.Desired, the_plan: plan.Plan,
+                         view: model.ClusterView, *, dry_run: bool) -> None:
+        for name, rendered in want.rendered.items():
+            for cred, registry in rendered.shadowed:
+                self.findings.shadowed(name, cred, registry)
+        for mc in want.conflicts:
+            self.findings.mapping_conflict(mc, view.namespaces, dry_run=dry_run)
+        for sc in the_plan.conflicts:
+            self.findings.secret_conflict(sc, dry_run=dry_run)
+        for b in the_plan.blocked:
+            self.findings.blocked(b, dry_run=dry_run)
+
+    def _count_managed(self, cfg: config.Config, view: model.ClusterView,
+                       report: Report) -> None:
+        mapping_of = {k: s.annotations.get(model.MAPPING_ANNOTATION, "")
+                      for k, s in view.secrets.items() if s.managed}
+        for act in report.applied:
+            if isinstance(act, plan.DeleteSecret):
+                mapping_of.pop(plan.where(act), None)
+            elif not isinstance(act, plan.PatchServiceAccount):
+                mapping_of[plan.where(act)] = plan.mapping_of(act) or ""
+        counts = Tally(mapping_of.values())
+        for mapping in cfg.mappings:
+            self.metrics.managed_secrets.labels(mapping=mapping.name).set(counts[mapping.name])
+
+    def _apply(self, want: desired.Desired, view: model.ClusterView,
+               actions: Iterable[plan.Action], report: Report,
+               proceed: Callable[[], bool]) -> None:
+        failed_secrets: set[tuple[str, str]] = set()
+        gone_namespaces: set[str] = set()
+        for action in actions:
+            if not proceed():
+                report.interrupted = True
+                return
+            ns, name = plan.where(action)
+            if ns in gone_namespaces:
+                continue
+            try:
+                if isinstance(action, plan.PatchServiceAccount):
+                    add = tuple(n for n in action.add if (ns, n) not in failed_secrets)
+                    if not (add or action.remove):
+                        continue
+                    observed = view.service_accounts.get(ns, {}).get(name)
+                    if self._applier.service_account(action, add=add, observed=observed):
+                        self._done(action, report)
+                    continue
+                done = self._applier.secret(action, lambda act, fresh: apply.recompute_secret(
+                    want, act, fresh, conflicts=report.conflicts, blocked=report.blocked))
+                if done is not None:
+                    self._done(done, report)
+            except errors.NotFound as exc:  # vanished mid-pass: dropped silently
+                if isinstance(exc, errors.NamespaceTerminating) or isinstance(
+                        action, plan.CreateSecret | plan.ReplaceSecret):
+                    gone_namespaces.add(ns)
+            except apply.SecretTaken:  # reported as a conflict; its SAs must not point at it
+                failed_secrets.add((ns, name))
+                for sc in report.conflicts:
+                    if (sc.namespace, sc.name) == (ns, name):
+                        self.findings.secret_conflict(sc, dry_run=False)
+            except errors.KubeError as exc:
+                if not isinstance(action, plan.PatchServiceAccount):
+                    failed_secrets.add((ns, name))
+                report.failures.append(str(exc))
+                self.findings.write_failed(action, exc, uid=_observed_uid(view, action))
+
+    def _done(self, action: plan.Action, report: Report) -> None:
+        report.applied.append(action)
+        ns, name = plan.where(action)
+        log.info(plan.describe(action), extra={
+            "namespace": ns, "object": name, "kind": action.kind, "action": action.verb,
+            "mapping": plan.mapping_of(action)})
+        self._on_applied(action)
+
+
+def _observed_uid(view: model.ClusterView, action: plan.Action) -> str:
+    """The uid of the object a failed write was about (empty when it does not exist yet), so
+    that `kubectl describe` shows its Warning Event."""
+    ns, name = plan.where(action)
+    if isinstance(action, plan.PatchServiceAccount):
+        sa = view.service_accounts.get(ns, {}).get(name)
+        return sa.uid if sa is not None else ""
+    secret = view.secrets.get((ns, name))
+    return secret.uid if secret is not None else ""
