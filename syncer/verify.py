@@ -295,26 +295,33 @@ def _tls_detail(exc: requests.exceptions.SSLError) -> str:
 # --------------------------------------------------------------------------- inputs
 
 
-def _target(registry_key: str, options: Options) -> _Target:
-    """Where to ask: Docker Hub's key at registry-1.docker.io, else the key's host[:port]."""
+def api_base(registry_key: str, *, options: Options) -> str:
+    """Where the check of `registry_key` goes: ``https://host[:port]`` (``http`` with
+    `plain_http`); Docker Hub's key at registry-1.docker.io. ValueError (a message without the
+    key) when the key names no single host, e.g. a wildcard."""
     key = registry_key.strip() if isinstance(registry_key, str) else ""
     rest = key.split("://", 1)[1] if "://" in key else key
     hostport = rest.split("/", 1)[0].lower()
     if "*" in hostport:
-        raise _unreachable("a wildcard registry key names no single host: cannot be checked")
-    if not hostport or "@" in hostport:
-        raise _unreachable("the registry key has no host[:port] to check")
+        raise ValueError("a wildcard registry key names no single host: cannot be checked")
     try:
         parts = urlsplit(f"//{hostport}")
         host, _port = parts.hostname, parts.port  # .port raises ValueError when invalid
     except ValueError:
-        raise _unreachable("the registry key has no valid host[:port] to check") from None
-    if not host:
-        raise _unreachable("the registry key has no host[:port] to check")
+        host = None
+    if not host or "@" in hostport:
+        raise ValueError("the registry key has no valid host[:port] to check")
     if key == DOCKER_HUB_KEY or host in _DOCKER_HUB_HOSTS:
         hostport = DOCKER_HUB_API_HOST
-    scheme = "http" if options.plain_http else "https"
-    return _Target(base=f"{scheme}://{hostport}", host=hostport)
+    return f"{'http' if options.plain_http else 'https'}://{hostport}"
+
+
+def _target(registry_key: str, options: Options) -> _Target:
+    try:
+        base = api_base(registry_key, options=options)
+    except ValueError as exc:
+        raise _unreachable(str(exc)) from None
+    return _Target(base=base, host=base.split("://", 1)[1])
 
 
 def _credential(entry: Mapping[str, str]) -> _Credential:
