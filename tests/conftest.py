@@ -257,3 +257,85 @@ def stack_env(request: pytest.FixtureRequest,
     used = set(request.fixturenames)
     return stack_env_for(kube=True, vault=bool({"vault", "vault_kubernetes_auth"} & used),
                          aws="aws" in used)
+
+
+# =========================================================================== registry (issue 14)
+# A real registry (CNCF distribution, Debian's `docker-registry`) and its token server; see
+# tests/stack/registry.py, tokenserver.py and skopeo.py. Kept in one block so merges stay easy.
+
+import itertools  # noqa: E402
+
+from stack import registry as registry_stack  # noqa: E402
+from stack import tokenserver  # noqa: E402
+
+_REGISTRY_SEQ = itertools.count()  # names of the session's registry and token-server dirs/certs
+
+STACK_FIXTURES = STACK_FIXTURES | {"registry_factory", "token_server_factory"}
+_LOGS_OF.update({"registry_factory": ("registry",)})
+
+
+@pytest.fixture
+def token_server_factory(
+    stack_runtime: runtime.Runtime,
+) -> Iterator[Callable[..., tokenserver.TokenServer]]:
+    """`make(*, users=None, host="127.0.0.1", tls=False) -> TokenServer` (in-process, stopped
+    after the test). Tokens are signed by a key whose cert the session CA issued."""
+    started: list[tokenserver.TokenServer] = []
+
+    def make(*, users: dict[str, str] | None = None, host: str = "127.0.0.1",
+             tls: bool = False) -> tokenserver.TokenServer:
+        authority = stack_runtime.authority
+        n = next(_REGISTRY_SEQ)
+        serving = authority.issue(f"token-server-{n}", ips=(host,)) if tls else None
+        server = tokenserver.TokenServer(
+            signer=authority.issue(f"token-signer-{n}"), issuer=registry_stack.DEFAULT_ISSUER,
+            service=registry_stack.DEFAULT_SERVICE, users=users, host=host,
+            serving_cert=serving)
+        started.append(server.start())
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def registry_factory(
+    stack_runtime: runtime.Runtime,
+    token_server_factory: Callable[..., tokenserver.TokenServer],
+) -> Iterator[Callable[..., registry_stack.RegistryServer]]:
+    """`make(*, auth="htpasswd"|"token"|"none", users=None, tls=False, token_server=None,
+    realm=None) -> RegistryServer`, stopped after the test.
+
+    `token` mode starts a token server with the same `users` and TLS setting unless one is
+    given; `realm` overrides the realm the registry names (e.g. a fault proxy in front of it).
+    """
+    started: list[registry_stack.RegistryServer] = []
+    _SERVER_LOGS["registry"] = []
+
+    def make(*, auth: registry_stack.Auth = "htpasswd", users: dict[str, str] | None = None,
+             tls: bool = False, token_server: tokenserver.TokenServer | None = None,
+             realm: str | None = None) -> registry_stack.RegistryServer:
+        authority = stack_runtime.authority
+        n = next(_REGISTRY_SEQ)
+        token = None
+        if auth == "token":
+            if token_server is None:
+                token_server = token_server_factory(users=users, tls=tls)
+            token = registry_stack.TokenAuth(realm=realm or token_server.realm,
+                                             rootcertbundle=authority.ca_file)
+        directory = stack_runtime.subdir(f"registry-{n}")
+        try:
+            server = registry_stack.start(
+                directory, auth=auth, users=users if auth == "htpasswd" else None,
+                tls=authority.issue(f"registry-{n}") if tls else None,
+                ca_file=authority.ca_file if tls else None, token=token)
+        except procs.StackUnavailableError as exc:
+            _unavailable(exc)
+        started.append(server)
+        _SERVER_LOGS["registry"].extend(server.logs())
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
