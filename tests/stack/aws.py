@@ -1,4 +1,7 @@
-"""AWS Secrets Manager (and STS) for the tests: a `moto` server process, or PSS_AWS_ENDPOINT."""
+"""AWS Secrets Manager, ECR and STS for the tests: a `moto` server process, or PSS_AWS_ENDPOINT.
+
+moto's ECR tokens are deterministic and expired: `stack.ecrtokens` puts a proxy in front that
+makes them unique and fresh."""
 
 from __future__ import annotations
 
