@@ -37,11 +37,7 @@ class AwsSecretsManagerBackend(aws_common.AwsBackend):
     SERVICE = "secretsmanager"
 
     def fetch(self, ref: base.CredentialRef) -> base.Payload:
-        opts = ref.options
-        if not isinstance(opts, AwsRef):
-            raise base.BackendError(
-                f"aws backend {self.name!r}: credential {ref.name!r} has no aws-secrets-manager ref"
-            )
+        opts = self.options(ref, AwsRef)
         what = f"aws backend {self.name!r}: read {opts.secret_id!r} ({opts.version_stage})"
         resp = aws_common.call(
             what,

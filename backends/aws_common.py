@@ -39,6 +39,7 @@ CLIENT_CONFIG = botocore.config.Config(
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 class AwsSettings(base.StrictBlock):
@@ -218,6 +219,14 @@ class AwsBackend:
     def __repr__(self) -> str:
         role = self.settings.assume_role_arn
         return f"{type(self).__name__}({self.name!r}, region={self.region!r}, role={role!r})"
+
+    def options(self, ref: base.CredentialRef, model: type[M]) -> M:
+        """``ref.options`` as the backend's ``model`` (its plugin's ref_model)."""
+        if not isinstance(ref.options, model):
+            raise base.BackendError(
+                f"aws backend {self.name!r}: credential {ref.name!r} has no {model.__name__}"
+            )
+        return ref.options
 
     def client(self) -> botocore.client.BaseClient:
         """The ``SERVICE`` client (subclasses cast it to its typed stub)."""

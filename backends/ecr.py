@@ -75,11 +75,7 @@ class EcrBackend(aws_common.AwsBackend):
     SERVICE = "ecr"
 
     def fetch(self, ref: base.CredentialRef) -> base.Payload:
-        opts = ref.options
-        if not isinstance(opts, EcrRef):
-            raise base.BackendError(
-                f"aws-ecr backend {self.name!r}: credential {ref.name!r} has no aws-ecr ref"
-            )
+        opts = self.options(ref, EcrRef)
         registry = opts.registry_id or "of the caller's account"
         what = f"aws-ecr backend {self.name!r}: token for registry {registry}"
         # Without registryIds ECR answers for the caller's own registry.

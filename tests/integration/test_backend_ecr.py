@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from stack import ecrtokens
+from stack import aws as aws_stack
+from stack import ecrtokens, procs
 
 from backends import base, ecr
 from syncer import dockerconfig
@@ -34,12 +34,6 @@ ROLE_ARN = f"arn:aws:iam::{OTHER}:role/ecr-pull"
 FIXED_NOW = 1_900_000_000.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def assert_clean(exc: BaseException, proxy: ecrtokens.EcrTokenProxy | None = None) -> None:
     text = "".join(traceback.format_exception(exc)) + repr(exc)
     for value in [SENTINEL, *(proxy.secrets() if proxy else [])]:
@@ -49,13 +43,7 @@ def assert_clean(exc: BaseException, proxy: ecrtokens.EcrTokenProxy | None = Non
 @pytest.fixture
 def aws_env(aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
     """boto3's default chain sees only the moto dummy credentials and region."""
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
-                "AWS_ENDPOINT_URL_ECR", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    for key, value in aws.env.items():
-        monkeypatch.setenv(key, value)
+    aws_stack.isolate_default_chain(aws, monkeypatch, tmp_path)
     return monkeypatch
 
 
@@ -202,50 +190,41 @@ def test_check_assumes_the_role_without_asking_for_a_token(
 # -- errors ----------------------------------------------------------------------------------
 
 
-# The service's message text is chained as the cause (raise ... from) but never in our message.
-ECR_DENIED = json.dumps({
-    "__type": "AccessDeniedException",
-    "message": "User is not authorized to perform: ecr:GetAuthorizationToken",
-})
-ECR_INVALID = json.dumps({
-    "__type": "InvalidParameterException", "message": "Invalid parameter at 'registryIds'",
-})
+# What real ECR answers; moto grants every caller a token for any registry ID (the model already
+# refuses malformed ones), so these refusals are injected. The service's message text is chained
+# as the cause (raise ... from) but never part of our message.
+ECR_DENIED = {"__type": "AccessDeniedException",
+              "message": "User is not authorized to perform: ecr:GetAuthorizationToken"}
+ECR_INVALID = {"__type": "InvalidParameterException",
+               "message": "Invalid parameter at 'registryIds'"}
 JSON = {"Content-Type": "application/x-amz-json-1.1"}
 
 
-def test_missing_permission_is_access_denied_without_the_service_text(
-    open_backend: Any, tokens: ecrtokens.EcrTokenProxy, fault_proxy: Any
+@pytest.mark.parametrize(
+    ("status", "answer", "error", "shown"),
+    [
+        (403, ECR_DENIED, base.AccessDenied, "access denied (GetAuthorizationToken: "
+         "AccessDeniedException, HTTP 403)"),
+        (400, ECR_INVALID, base.BackendError, "request failed (GetAuthorizationToken: "
+         "InvalidParameterException, HTTP 400)"),
+    ],
+    ids=["permission-missing", "registry-id-refused"],
+)
+def test_refusals_are_mapped_to_our_errors_without_the_service_text(
+    open_backend: Any, tokens: ecrtokens.EcrTokenProxy, fault_proxy: Any, status: int,
+    answer: dict[str, str], error: type[base.BackendError], shown: str,
 ) -> None:
-    # moto grants every caller a token; the refusal real ECR sends is injected.
     proxy = fault_proxy(tokens.url)
-    proxy.fail(403, body=ECR_DENIED, headers=JSON)
-    backend = open_backend({"endpointUrl": proxy.url})
-
-    with pytest.raises(base.AccessDenied) as caught:
-        backend.fetch(ref(registryId=OTHER))
-
-    assert "GetAuthorizationToken: AccessDeniedException, HTTP 403" in str(caught.value)
-    assert OTHER in str(caught.value)
-    assert "not authorized" not in str(caught.value)
-    assert not caught.value.retryable
-    assert_clean(caught.value, tokens)
-
-
-def test_registry_id_refused_by_the_service_is_a_request_error(
-    open_backend: Any, tokens: ecrtokens.EcrTokenProxy, fault_proxy: Any
-) -> None:
-    # moto accepts any registry ID (the model already refuses malformed ones); ECR's 400 for a
-    # registry ID it rejects is injected.
-    proxy = fault_proxy(tokens.url)
-    proxy.fail(400, body=ECR_INVALID, headers=JSON)
+    proxy.fail(status, body=json.dumps(answer), headers=JSON)
     backend = open_backend({"endpointUrl": proxy.url})
 
     with pytest.raises(base.BackendError) as caught:
         backend.fetch(ref(registryId=OTHER))
 
-    assert type(caught.value) is base.BackendError
-    assert "InvalidParameterException, HTTP 400" in str(caught.value)
-    assert "Invalid parameter" not in str(caught.value)
+    assert type(caught.value) is error
+    assert not caught.value.retryable
+    assert str(caught.value) == (
+        f"aws-ecr backend 'ecr-test': token for registry {OTHER}: {shown}")
     assert_clean(caught.value, tokens)
 
 
@@ -269,7 +248,7 @@ def test_throttling_and_server_errors_are_unavailable_after_one_attempt(
 
 
 def test_endpoint_not_listening_is_unavailable(open_backend: Any) -> None:
-    backend = open_backend({"endpointUrl": f"http://127.0.0.1:{free_port()}"})
+    backend = open_backend({"endpointUrl": f"http://127.0.0.1:{procs.free_port()}"})
 
     with pytest.raises(base.Unavailable) as caught:
         backend.fetch(ref())

@@ -67,6 +67,18 @@ class AwsServer:
             self.proc.stop()
 
 
+def isolate_default_chain(server: AwsServer, monkeypatch: Any, directory: Path) -> None:
+    """Make boto3's default chain in this process see only `server`'s dummy credentials and
+    region: no profile, config file, session token or endpoint override from the environment."""
+    for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + [
+            "AWS_PROFILE", "AWS_SESSION_TOKEN"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(directory / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(directory / "no-credentials"))
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+
+
 def _answers(endpoint: str) -> bool:
     return requests.get(f"{endpoint}/moto-api/", timeout=2).status_code < 500
 

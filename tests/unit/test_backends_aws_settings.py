@@ -148,17 +148,6 @@ def test_bad_ecr_credential_keys_are_rejected_with_a_reason(
         ecr.EcrRef.model_validate(block)
 
 
-def test_ecr_without_any_region_is_misconfigured(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-
-    with pytest.raises(base.Misconfigured, match="no region"):
-        ecr.PLUGIN.factory("ecr", {})
-
-
 def test_ecr_factory_builds_a_backend_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
@@ -169,6 +158,17 @@ def test_ecr_factory_builds_a_backend_without_network(monkeypatch: pytest.Monkey
     assert repr(backend) == (
         "EcrBackend('ecr', region='eu-west-1', role='arn:aws:iam::210987654321:role/p')")
     backend.close()
+
+
+def test_ecr_backend_refuses_a_credential_of_another_backend_type_without_a_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    backend = ecr.PLUGIN.factory("ecr", {"endpointUrl": "http://127.0.0.1:9"})
+    wrong = base.CredentialRef(name="ghcr", options=aws.AwsRef.model_validate({"secretId": "x"}))
+
+    with pytest.raises(base.BackendError, match="credential 'ghcr' has no EcrRef"):
+        backend.fetch(wrong)
 
 
 def test_payload_expiry_defaults_to_none_for_backends_that_do_not_issue_tokens() -> None:
