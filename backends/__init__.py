@@ -13,7 +13,11 @@ from importlib import metadata
 from backends import base
 
 ENTRY_POINT_GROUP = "pullsecret_syncer.backends"
-_BUILTIN = {"vault": "backends.vault", "aws-secrets-manager": "backends.aws"}
+_BUILTIN = {
+    "vault": "backends.vault",
+    "aws-secrets-manager": "backends.aws",
+    "aws-ecr": "backends.ecr",
+}
 
 
 def plugins() -> dict[str, base.BackendPlugin]:

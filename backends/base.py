@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pydantic
+from pydantic import alias_generators
 
 
 class BackendError(Exception):
@@ -63,6 +64,7 @@ class Payload:
 
     data: Mapping[str, Any] = field(repr=False)
     version: str | None = None  # backend version id when known (KV version, AWS VersionId)
+    expires_at: float | None = None  # Unix seconds when an issued token stops working (aws-ecr)
 
 
 class Backend(Protocol):
@@ -86,9 +88,28 @@ class BackendPlugin:
     unknown keys. ``factory(name, settings)`` builds a :class:`Backend` without network I/O
     (connections and logins happen lazily); it raises :class:`Misconfigured` for settings that
     cannot work (e.g. a missing address that the environment does not supply either).
+
+    ``issues_tokens`` marks a backend whose every fetch issues a new, expiring token (aws-ecr):
+    its payloads carry ``expires_at``, it is renewed before expiry rather than re-read every
+    ``refreshInterval``, and its registry key comes from the token, not from ``registry``.
     """
 
     type_name: str
     settings_model: type[pydantic.BaseModel]
     ref_model: type[pydantic.BaseModel]
     factory: Callable[[str, Any], Backend]
+    issues_tokens: bool = False
+
+
+class StrictBlock(pydantic.BaseModel):
+    """A base for ``settings_model`` / ``ref_model``: keys exactly as the config spells them
+    (camelCase; snake_case is an unknown key), no unknown keys, no coercion (``"yes"`` is not a
+    boolean, ``1`` is not a string), immutable once validated."""
+
+    model_config = pydantic.ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        alias_generator=alias_generators.to_camel,
+        validate_by_name=False,
+    )

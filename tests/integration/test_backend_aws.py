@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from stack import aws as aws_stack
 
 from backends import aws as aws_backend
 from backends import base
@@ -39,13 +40,7 @@ def free_port() -> int:
 @pytest.fixture
 def aws_env(aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
     """boto3's default chain sees only the moto dummy credentials and region."""
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
-                "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    for key, value in aws.env.items():
-        monkeypatch.setenv(key, value)
+    aws_stack.isolate_default_chain(aws, monkeypatch, tmp_path)
     return monkeypatch
 
 

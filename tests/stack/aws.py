@@ -1,4 +1,7 @@
-"""AWS Secrets Manager (and STS) for the tests: a `moto` server process, or PSS_AWS_ENDPOINT."""
+"""AWS Secrets Manager, ECR and STS for the tests: a `moto` server process, or PSS_AWS_ENDPOINT.
+
+moto's ECR tokens are deterministic and expired: `stack.ecrtokens` puts a proxy in front that
+makes them unique and fresh."""
 
 from __future__ import annotations
 
@@ -62,6 +65,18 @@ class AwsServer:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()
+
+
+def isolate_default_chain(server: AwsServer, monkeypatch: Any, directory: Path) -> None:
+    """Make boto3's default chain in this process see only `server`'s dummy credentials and
+    region: no profile, config file, session token or endpoint override from the environment."""
+    for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + [
+            "AWS_PROFILE", "AWS_SESSION_TOKEN"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(directory / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(directory / "no-credentials"))
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
 
 
 def _answers(endpoint: str) -> bool:
