@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from syncer import model, settings
-from syncer.kube import api, errors, fake
 from syncer.kube import client as kube_client
+from syncer.kube import fake
 
 HOLD = "pss.test/hold"  # a finalizer that keeps a namespace Terminating until removed
 
@@ -110,7 +110,8 @@ class RealWorld:
             time.sleep(0.1)
 
     def events(self, name: str) -> list[str]:
-        found = self.core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}")
+        found = self.core.list_event_for_all_namespaces(
+            field_selector=f"involvedObject.name={name}")
         return [e.reason for e in found.items]
 
     def close(self) -> None:

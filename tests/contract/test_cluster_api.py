@@ -24,14 +24,14 @@ def content(ns: str, name: str = "regcred", data: bytes = DATA) -> model.SecretC
 
 def take(events: Iterator[api.WatchEvent[Any]], n: int) -> list[api.WatchEvent[Any]]:
     """The first `n` non-bookmark events of a watch (then the watch is closed)."""
-    got = [e for e in itertools.islice((e for e in events if e.type != "BOOKMARK"), n)]
+    got = list(itertools.islice((e for e in events if e.type != "BOOKMARK"), n))
     close = getattr(events, "close", None)
     if close is not None:
         close()
     return got
 
 
-# --- Secrets ---------------------------------------------------------------------------------------
+# --- Secrets --------------------------------------------------------------------------------------
 
 
 def test_created_secret_reads_back_as_managed_with_its_data(world: Any) -> None:
@@ -144,7 +144,7 @@ def test_reading_a_missing_object_is_not_found(world: Any) -> None:
         world.cluster.get_service_account(ns, "nope")
 
 
-# --- ServiceAccounts -----------------------------------------------------------------------------------
+# --- ServiceAccounts ------------------------------------------------------------------------------
 
 
 def test_service_account_change_keeps_order_and_foreign_entries(world: Any) -> None:
@@ -186,7 +186,7 @@ def test_removing_our_annotation_leaves_the_account_without_it(world: Any) -> No
     assert (removed.image_pull_secrets, removed.ours) == ((), ())
 
 
-# --- list and watch ----------------------------------------------------------------------------------
+# --- list and watch -------------------------------------------------------------------------------
 
 
 def test_list_with_the_managed_selector_returns_only_ours(world: Any) -> None:
@@ -229,7 +229,7 @@ def test_namespaces_are_listed_with_labels_and_terminating_state(world: Any) -> 
     assert (found[live].terminating, found[going].terminating) == (False, True)
 
 
-# --- Leases and Events -------------------------------------------------------------------------------
+# --- Leases and Events ----------------------------------------------------------------------------
 
 
 def test_lease_create_update_and_their_preconditions(world: Any) -> None:
