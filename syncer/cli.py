@@ -10,7 +10,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -19,7 +19,7 @@ import syncer
 from backends import base
 from syncer import config, credentials, observability, plan, settings
 from syncer.kube import api, client, errors
-from syncer.reconcile import engine, observe
+from syncer.reconcile import engine, observe, uninstall
 
 log = logging.getLogger("syncer")
 
@@ -125,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
                      help="log in to every backend and read every credential")
     _log_flags(chk)
 
+    uni = sub.add_parser("uninstall", help="remove everything this tool wrote, cluster-wide")
+    _kube_flags(uni)
+    uni.add_argument("--dry-run", action="store_true", help="print what would be removed")
+    _log_flags(uni)
+
     sub.add_parser("version", help="print the version")
     return top
 
@@ -161,6 +166,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"pullsecret-syncer {syncer.__version__}")
         return EXIT_OK
     observability.setup_logging(fmt=args.log_format, level=args.log_level)
+    if args.command == "uninstall":
+        return _guarded(lambda: _uninstall(args))
     try:
         cfg = config.load(args.config)
         opened = credentials.open_backends(cfg)
@@ -177,18 +184,46 @@ def _main(argv: Sequence[str] | None) -> int:
             leader_election_namespace=args.leader_election_namespace,
             http=args.http_addr, resync_interval=args.resync_interval,
         ), cfg, backends=opened)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "check":
-            return _check(cfg, opened, connect=args.connect)
-        return _one_pass(cfg, opened, args, dry_run=args.command == "plan")
+            return _guarded(lambda: _check(cfg, opened, connect=args.connect))
+        return _guarded(lambda: _one_pass(cfg, opened, args, dry_run=args.command == "plan"))
+    finally:
+        credentials.close_backends(opened)
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """Run a one-shot command with SIGTERM/SIGINT turned into exit codes 143/130."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return command()
     except KeyboardInterrupt:
         return 130
     except Terminated:
         return 143
     finally:
         signal.signal(signal.SIGTERM, previous)
-        credentials.close_backends(opened)
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    cluster = _connect(args)
+    try:
+        report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=args.dry_run)
+    except errors.KubeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        cluster.close()
+    shown = report.planned if args.dry_run else report.applied
+    for action in shown:
+        print(plan.describe(action))
+    for failure in report.failures:
+        print(f"error: {failure}", file=sys.stderr)
+    accounts = sum(isinstance(a, plan.PatchServiceAccount) for a in shown)
+    done = ("would unpatch", "would delete") if args.dry_run else ("unpatched", "deleted")
+    print(f"uninstall: {done[0]} {accounts} serviceaccounts, {done[1]} "
+          f"{len(shown) - accounts} secrets, {len(report.failures)} failed", file=sys.stderr)
+    return EXIT_OK if not report.failures else EXIT_FAILED
 
 
 def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool) -> int:

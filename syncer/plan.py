@@ -336,3 +336,21 @@ def service_account_change(
         image_pull_secrets=tuple(new) if new != current else None,
         ours=tuple(ours) if ours != list(sa.ours) else None,
         has_annotations=sa.has_annotations)
+
+
+def uninstall(view: model.ClusterView) -> tuple[Action, ...]:
+    """Everything to undo, cluster-wide, without a config: our entries out of every
+    ServiceAccount first (only names our annotation recorded), then every Secret with our
+    label — so no ServiceAccount ever points at a Secret we deleted."""
+    unpatch = [
+        PatchServiceAccount(sa.namespace, sa.name, sa.resource_version, remove=sa.ours)
+        for ns in sorted(view.service_accounts)
+        for sa in sorted(view.service_accounts[ns].values(), key=lambda a: a.name) if sa.ours
+    ]
+    delete = [
+        DeleteSecret(s.namespace, s.name, s.resource_version,
+                     mapping=s.annotations.get(model.MAPPING_ANNOTATION),
+                     credentials=model.split_names(s.annotations.get(model.CREDENTIALS_ANNOTATION)))
+        for _, s in sorted(view.secrets.items()) if s.managed
+    ]
+    return (*unpatch, *delete)

@@ -202,3 +202,24 @@ def test_writes_are_counted_in_the_metrics(cluster: fake.FakeCluster, cfg: confi
     assert 'kube_writes_total{action="patch",kind="serviceaccount"} 1.0' in text
     assert 'managed_secrets{mapping="teams"} 1.0' in text
     assert fakes.PW not in text
+
+
+def test_uninstall_unpatches_first_then_deletes_and_keeps_everything_else(
+        cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
+    from syncer import plan
+    from syncer.reconcile import uninstall
+
+    run_pass(cluster, cfg, creds)
+    cluster.put_secret(model.Secret(
+        namespace=NS, name="theirs", managed=False, type="Opaque", data=None,
+        data_keys=("x",), labels={}, annotations={}, resource_version=""))
+    report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False)
+    assert [plan.describe(a) for a in report.applied] == [
+        f"unpatch serviceaccount {NS}/default -regcred", f"delete secret {NS}/regcred (hub, ghcr)"]
+    sa = cluster.stored("serviceaccounts", NS, "default")
+    assert (sa.image_pull_secrets, sa.ours) == (("theirs",), ())
+    assert cluster.stored("secrets", NS, "regcred") is None
+    assert cluster.stored("secrets", NS, "theirs") is not None
+    before = cluster.writes()
+    assert uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False).applied == []
+    assert cluster.writes() == before

@@ -1,0 +1,67 @@
+"""`pullsecret-syncer uninstall`: remove everything this tool wrote, cluster-wide, no config.
+
+Reads with three lists, then applies `plan.uninstall` with the same race-safe writes as a pass:
+a ServiceAccount changed meanwhile is re-read (other writers' entries stay), a Secret changed
+meanwhile is deleted only if it still carries our label. Running it twice does nothing the
+second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from syncer import model, observability, plan
+from syncer.kube import api, errors
+from syncer.reconcile import apply, engine
+
+log = logging.getLogger("syncer.reconcile")
+
+
+def observe(cluster: api.ClusterAPI) -> model.ClusterView:
+    secrets = {(s.namespace, s.name): s
+               for s in cluster.list(api.SECRETS, selector=api.MANAGED).items}
+    accounts: dict[str, dict[str, model.ServiceAccount]] = {}
+    for sa in cluster.list(api.SERVICE_ACCOUNTS).items:
+        if sa.ours:
+            accounts.setdefault(sa.namespace, {})[sa.name] = sa
+    return model.ClusterView({}, secrets, accounts)
+
+
+def _still_ours(action: plan.SecretAction, fresh: model.Secret | None) -> plan.SecretAction | None:
+    if fresh is None or not fresh.managed:
+        return None
+    ns, name = plan.where(action)
+    return plan.DeleteSecret(ns, name, fresh.resource_version,
+                             mapping=plan.mapping_of(action),
+                             credentials=plan.credentials_of(action))
+
+
+def run(cluster: api.ClusterAPI, *, metrics: observability.Metrics, dry_run: bool,
+        on_applied: Callable[[plan.Action], None] | None = None) -> engine.Report:
+    view = observe(cluster)
+    actions = plan.uninstall(view)
+    report = engine.Report(planned=list(actions))
+    if dry_run:
+        return report
+    applier = apply.Applier(cluster, metrics=metrics, cache=apply.NoCache(),
+                            on_replaced=lambda action, uid: None)
+    done = on_applied or (lambda action: None)
+    for action in actions:
+        ns, name = plan.where(action)
+        try:
+            if isinstance(action, plan.PatchServiceAccount):
+                observed = view.service_accounts[ns][name]
+                if applier.service_account(action, add=(), observed=observed):
+                    report.applied.append(action)
+                    done(action)
+            elif applier.secret(action, _still_ours) is not None:
+                report.applied.append(action)
+                done(action)
+        except errors.NotFound:
+            continue  # gone meanwhile: nothing left to undo
+        except errors.KubeError as exc:
+            report.failures.append(str(exc))
+            log.error("write failed", extra={"namespace": ns, "object": name,
+                                             "action": action.verb, "error": str(exc)})
+    return report
