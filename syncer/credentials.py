@@ -102,7 +102,7 @@ def read_all(
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, CredentialError) and e.retryable),
-            wait=tenacity.wait_random_exponential(multiplier=0.5, max=4.0),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=4.0) + tenacity.wait_random(0, 0.5),
             stop=tenacity.stop_after_attempt(attempts),
             reraise=True,
         )

@@ -116,7 +116,7 @@ class Transport:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, errors.KubeError) and e.retryable),
-            wait=tenacity.wait_random_exponential(multiplier=0.2, max=5.0),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5.0) + tenacity.wait_random(0, 0.2),
             stop=tenacity.stop_any(tenacity.stop_after_attempt(ATTEMPTS),
                                    tenacity.stop_when_event_set(self._stop)),
             sleep=self._sleep,
