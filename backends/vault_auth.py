@@ -14,12 +14,19 @@ from typing import Literal
 
 import pydantic
 from pydantic import alias_generators
+from pydantic_core import PydanticCustomError
 
 from backends import base
 
 DEFAULT_JWT_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+# One spelling and strict types, as in the rest of the config file (syncer.configmodels.Block):
+# camelCase keys only, YAML booleans only (no 'yes', 1 or "true"), numbers as numbers.
 MODEL_CONFIG = pydantic.ConfigDict(
-    extra="forbid", populate_by_name=True, alias_generator=alias_generators.to_camel
+    extra="forbid",
+    strict=True,
+    frozen=True,
+    alias_generator=alias_generators.to_camel,
+    validate_by_name=False,
 )
 
 
@@ -79,11 +86,15 @@ class AuthSettings(pydantic.BaseModel):
         method = info.data.get("method")
         if method is None or info.field_name is None:  # the method itself is invalid
             return value
+        # Error types starting with "config_" tell the loader that the message holds no value
+        # (so it is shown as written, not scrubbed).
         if not value and info.field_name in _REQUIRED_KEYS[method]:
             # a missing key has no location of its own in the file: name it in the message
-            raise ValueError(f"{_camel(info.field_name)} is required for method {method}")
+            raise PydanticCustomError(
+                "config_auth_required", f"{_camel(info.field_name)} is required for method {method}"
+            )
         if value is not None and info.field_name not in _METHOD_KEYS[method]:
-            raise ValueError(f"does not apply to method {method}")
+            raise PydanticCustomError("config_auth_method", f"does not apply to method {method}")
         return value
 
     @property

@@ -121,8 +121,27 @@ def test_docker_config_wins_over_basic_fields() -> None:
     assert parse(data) == _expected()
 
 
-def test_identity_token_only_entry_is_accepted() -> None:
-    assert parse({"auths": {"a.io": {"identitytoken": "t"}}}) == {"a.io": {"identitytoken": "t"}}
+@pytest.mark.parametrize("field", ["identitytoken", "registrytoken"])
+def test_an_entry_holding_only_a_token_the_kubelet_ignores_is_refused(field: str) -> None:
+    # The kubelet's DockerConfigEntry reads username, password, email and auth only.
+    with pytest.raises(dockerconfig.PayloadError) as caught:
+        parse({"auths": {"a.io": {field: SENTINEL, "email": "x@y.z"}}})
+    assert str(caught.value) == (
+        "'auths' entry 'a.io': the kubelet does not use identitytoken/registrytoken; store "
+        "username and password or auth"
+    )
+
+
+def test_a_token_beside_usable_credentials_is_kept() -> None:
+    got = parse({"auths": {"a.io": {"auth": b64("u:p"), "identitytoken": "t"}}})
+    assert got == {"a.io": {"auth": b64("u:p"), "identitytoken": "t"}}
+
+
+def test_unpadded_auth_is_accepted_as_the_kubelet_accepts_it() -> None:
+    # keyring config.go decodes `auth` with RawStdEncoding when it does not end in "=".
+    unpadded = b64("user:pw").rstrip("=")
+    assert unpadded != b64("user:pw")
+    assert parse({"auths": {"a.io": {"auth": unpadded}}}) == {"a.io": {"auth": unpadded}}
 
 
 # --- registry normalization ----------------------------------------------------------------------
@@ -146,7 +165,7 @@ def test_identity_token_only_entry_is_accepted() -> None:
         ("http://registry.example.com:5000/", "registry.example.com:5000"),
         ("https://Registry.Example.com/Team/Images//", "registry.example.com/Team/Images"),
         ("localhost:5000", "localhost:5000"),
-        ("10.0.0.1:5000/v2/", "10.0.0.1:5000/v2"),
+        ("10.0.0.1:5000/v2/", "10.0.0.1:5000"),
         ("[::1]:5000", "[::1]:5000"),
         (
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
@@ -164,9 +183,15 @@ def test_registry_keys_are_normalized(given_registry: str, key: str) -> None:
     [
         ("", "registry is empty"),
         ("   ", "registry is empty"),
-        ("https://", "registry is not a valid host[:port][/path]"),
-        (f"bad host {SENTINEL}", "registry is not a valid host[:port][/path]"),
-        ("host:port", "registry is not a valid host[:port][/path]"),
+        ("https://", "registry is not a valid [https://]host[:port][/path]"),
+        (f"bad host {SENTINEL}", "registry is not a valid [https://]host[:port][/path]"),
+        ("host:port", "registry is not a valid [https://]host[:port][/path]"),
+        ("ftp://a.io", "registry is not a valid [https://]host[:port][/path]"),
+        ("*", "registry is not a valid [https://]host[:port][/path]"),
+        ("*.*:5000", "registry is not a valid [https://]host[:port][/path]"),
+        ("a.io:5000/*", "registry is not a valid [https://]host[:port][/path]"),
+        ("a.io:*", "registry is not a valid [https://]host[:port][/path]"),
+        ("a.io/x//y", "registry is not a valid [https://]host[:port][/path]"),
     ],
 )
 def test_invalid_registries_are_refused(given_registry: str, message: str) -> None:
@@ -238,7 +263,7 @@ def test_invalid_registries_are_refused(given_registry: str, message: str) -> No
             {"username": "u", "password": "p", "registry": f"{SENTINEL} x"},
             DEFAULT,
             None,
-            "field 'registry': registry is not a valid host[:port][/path]",
+            "field 'registry': registry is not a valid [https://]host[:port][/path]",
         ),
         (
             {".dockerconfigjson": '{"auths": ' + SENTINEL},
@@ -297,14 +322,13 @@ def test_invalid_registries_are_refused(given_registry: str, message: str) -> No
             {"auths": {"a.io": {"email": "x@y.z"}}},
             DEFAULT,
             None,
-            "'auths' entry 'a.io' has no credentials (needs 'auth', 'username' and 'password', "
-            "'identitytoken' or 'registrytoken')",
+            "'auths' entry 'a.io' has no credentials (needs 'auth', or 'username' and 'password')",
         ),
         (
             {"auths": {f"{SENTINEL} x": {"auth": b64("u:p")}}},
             DEFAULT,
             None,
-            "'auths' has a key that is not a registry (host[:port][/path])",
+            "'auths' has a key that is not a registry ([https://]host[:port][/path])",
         ),
         (
             {"auths": {"docker.io": {"auth": b64("u:p")}, HUB: {"auth": b64("v:q")}}},
