@@ -194,10 +194,15 @@ def _message(error: Any) -> str:
 
 def scrub(message: str, value: Any) -> str:
     """``message`` without ``value`` in it, should a plugin's validator have put it there."""
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        text = str(value)
-        if len(text) >= _MIN_SCRUBBED and text in message:
-            message = message.replace(text, "<value hidden>")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return message
+    text = str(value)
+    if len(text) < _MIN_SCRUBBED or text not in message:
+        return message
+    placeholder = "<value hidden>" if text not in "<value hidden>" else "…"
+    message = message.replace(text, placeholder)
+    while text in message:  # the placeholder and its neighbours spelled the value again
+        message = message.replace(text, "…")  # shorter each time: this ends
     return message
 
 
@@ -229,10 +234,27 @@ def _model_at(model: Any, loc: Loc) -> type[pydantic.BaseModel] | None:
             tp = fields[part].annotation
         elif origin in (list, tuple, set, frozenset, Sequence) or origin is dict:
             tp = typing.get_args(tp)[-1] if typing.get_args(tp) else Any
+        elif origin in (typing.Union, types.UnionType):
+            tp = _union_member(tp, part)
+            if tp is None:
+                return None
         else:
             return None
     tp = _unwrap(tp)
     return tp if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel) else None
+
+
+def _union_member(union: Any, tag: str | int) -> Any:
+    """The member of a union that pydantic's ``loc`` names (its Tag, or its class name)."""
+    for member in typing.get_args(union):
+        if typing.get_origin(member) is typing.Annotated:
+            tags = [m.tag for m in typing.get_args(member)[1:] if isinstance(m, pydantic.Tag)]
+            if tag in tags:
+                return member
+        inner = _unwrap(member)
+        if isinstance(inner, type) and inner.__name__ == tag:
+            return member
+    return None
 
 
 def _aliases(model: type[pydantic.BaseModel]) -> Iterable[str]:

@@ -24,7 +24,6 @@ _FAILED_VALUE = {
     "tag:yaml.org,2002:int": "not an integer (tagged !!int)",
     "tag:yaml.org,2002:float": "not a number (tagged !!float)",
     "tag:yaml.org,2002:bool": "not true or false (tagged !!bool)",
-    "tag:yaml.org,2002:null": "not null (tagged !!null)",
     "tag:yaml.org,2002:timestamp": (
         "not a valid date or timestamp; quote it if it is meant as a string"
     ),
