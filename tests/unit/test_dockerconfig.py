@@ -347,6 +347,75 @@ def test_payload_errors_name_the_field_never_the_value(
     assert "SENTINEL" not in repr(caught.value)
 
 
+@pytest.mark.parametrize("name", sorted(dockerconfig.KNOWN_FIELDS))
+def test_a_known_field_of_the_wrong_type_is_named(name: str) -> None:
+    with pytest.raises(dockerconfig.PayloadError) as caught:
+        parse({"auths": {"a.io": {"auth": b64("u:p"), name: 5}}})
+    assert str(caught.value) == f"'auths' entry 'a.io': field {name!r} must be a string"
+
+
+@pytest.mark.parametrize("name", [SENTINEL, "hunter2-pasted-here", "Password", "token"])
+def test_an_unknown_field_is_never_named(name: str) -> None:
+    # An unknown key may be a value pasted in the wrong place: its name is not shown.
+    with pytest.raises(dockerconfig.PayloadError) as caught:
+        parse({"auths": {"a.io": {"auth": b64("u:p"), name: [1]}}})
+    assert str(caught.value) == (
+        "'auths' entry 'a.io': a field that is not a known one must be a string"
+    )
+    assert name not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("registry", "key"),
+    [
+        ("https://harbor.example.com/v2/", "harbor.example.com"),
+        ("harbor.example.com/v2", "harbor.example.com"),
+        ("http://harbor.example.com:8443/v1/", "harbor.example.com:8443"),
+        ("harbor.example.com/v2/foo", "harbor.example.com/v2/foo"),
+        ("harbor.example.com/v2/foo/", "harbor.example.com/v2/foo"),
+        ("harbor.example.com/v20", "harbor.example.com/v20"),
+        ("harbor.example.com/team/v2", "harbor.example.com/team/v2"),
+        ("registry-1.docker.io:443", HUB),
+        ("https://registry-1.docker.io:443/v2/", HUB),
+        ("docker.io:443", HUB),
+        ("index.docker.io:443", HUB),
+        ("https://index.docker.io:443/v1/", HUB),
+        ("docker.io:5000", "docker.io:5000"),
+        ("*.example.com", "*.example.com"),
+        ("*.*.example.com", "*.*.example.com"),
+        ("https://*.Example.com:5000/", "*.example.com:5000"),
+        ("app*.k8s.io", "app*.k8s.io"),
+        ("k8s.*", "k8s.*"),
+        ("*.azurecr.io/team", "*.azurecr.io/team"),
+    ],
+)
+def test_registry_keys_match_the_kubelet(registry: str, key: str) -> None:
+    """What the kubelet does with a key (pkg/credentialprovider/keyring.go, BasicDockerKeyring.Add
+    and URLsMatch, checked against kubernetes/kubernetes master):
+
+    - it prefixes "https://" unless the key starts with http:// or https://, then url.Parse;
+    - a path starting with "/v1/" or "/v2/" loses those 3 characters, and a path of "/" or ""
+      leaves the host alone as the key -- so "https://harbor.example.com/v2/" is the host, while
+      "harbor.example.com/v2" (no slash: what we produced before) would be the path "/v2" and
+      match only images under harbor.example.com/v2/...; we drop a bare /v1 or /v2 and keep any
+      longer path as written (the kubelet reads "/v2/foo" as "/foo" either way);
+    - the host is split at "." and each label is matched with filepath.Match, the port must be
+      equal and the path a prefix: "*.example.com" and "*.*.example.com" are globs of one label
+      each; globs are not matched in the port or the path, so we refuse them there;
+    - Docker Hub credentials are looked up under "index.docker.io" (our
+      "https://index.docker.io/v1/" parses to exactly that), for images without a registry or on
+      docker.io / index.docker.io; an explicit ":443" would have to appear in the image name, so
+      every Docker Hub spelling with or without :443 becomes the canonical key.
+    """
+    assert dockerconfig.normalize_registry(registry) == key
+    assert dockerconfig.normalize_registry(key) == key
+
+
+def test_wildcard_keys_are_accepted_in_payloads() -> None:
+    got = parse({"auths": {"https://*.example.com/v2/": {"auth": b64("u:p")}}})
+    assert list(got) == ["*.example.com"]
+
+
 def test_invalid_json_error_does_not_carry_the_document() -> None:
     with pytest.raises(dockerconfig.PayloadError) as caught:
         dockerconfig.parse_payload(
