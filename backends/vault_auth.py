@@ -14,6 +14,7 @@ from typing import Literal
 
 import pydantic
 from pydantic import alias_generators
+from pydantic.config import JsonDict, JsonValue
 from pydantic_core import PydanticCustomError
 
 from backends import base
@@ -46,10 +47,31 @@ def _camel(key: str) -> str:
     return alias_generators.to_camel(key)
 
 
+def _method_rules() -> JsonDict:
+    """The rules of ``_fits_method`` as JSON Schema, so that config/schema.json states them too."""
+    rules: list[JsonValue] = []
+    for method, keys in _METHOD_KEYS.items():
+        required = [_camel(k) for k in _REQUIRED_KEYS[method]]
+        others = {_camel(k) for ks in _METHOD_KEYS.values() for k in ks} - {_camel(k) for k in keys}
+        condition: JsonDict = {"properties": {"method": {"const": method}}}
+        if method != "token":  # token is the default: it applies when method is absent too
+            condition["required"] = ["method"]
+        then: JsonDict = {
+            "properties": {
+                **{k: {"type": "null"} for k in sorted(others)},
+                **{k: {"type": "string", "minLength": 1} for k in required},
+            },
+        }
+        if required:
+            then["required"] = list[JsonValue](required)
+        rules.append({"if": condition, "then": then})
+    return {"allOf": rules}
+
+
 class AuthSettings(pydantic.BaseModel):
     """How to obtain a token. Secret material comes from files or the environment, never inline."""
 
-    model_config = MODEL_CONFIG
+    model_config = pydantic.ConfigDict(**MODEL_CONFIG, json_schema_extra=_method_rules())
 
     method: Literal["token", "approle", "kubernetes"] = "token"  # first: the checks below use it
     token_file: str | None = pydantic.Field(

@@ -218,12 +218,47 @@ class Block(pydantic.BaseModel):
     )
 
 
+# Rules between keys that syncer.config checks, also stated in the schema (JSON Schema can say
+# these; references between blocks it cannot).
+_STAR_ALONE: dict[str, Any] = {
+    "if": {"type": "array", "contains": {"const": "*"}},
+    "then": {"maxItems": 1},
+}
+_VALUES_BY_OPERATOR: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"operator": {"enum": ["In", "NotIn"]}}, "required": ["operator"]},
+            "then": {
+                "properties": {"values": {"type": "array", "minItems": 1}},
+                "required": ["values"],
+            },
+        },
+        {
+            "if": {
+                "properties": {"operator": {"enum": ["Exists", "DoesNotExist"]}},
+                "required": ["operator"],
+            },
+            "then": {"properties": {"values": {"maxItems": 0}}},
+        },
+    ]
+}
+_SOME_SELECTION: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"names": {"minItems": 1}}, "required": ["names"]},
+        {"properties": {"patterns": {"minItems": 1}}, "required": ["patterns"]},
+        {"properties": {"selector": {"type": "object"}}, "required": ["selector"]},
+    ]
+}
+
+
 class DefaultsBlock(Block):
     refresh_interval: Duration = Field(
         60.0, description="How often each credential is read (token credentials: by expiry)."
     )
     secret_name: DnsSubdomain = "regcred"  # noqa: S105 - a Secret name, not a secret
-    service_accounts: list[ServiceAccountName] = Field(default_factory=lambda: ["default"])
+    service_accounts: list[ServiceAccountName] = Field(
+        default_factory=lambda: ["default"], json_schema_extra=_STAR_ALONE
+    )
     prune: bool = Field(True, description="Remove what we manage when a namespace stops matching.")
     recycle_pods: bool = Field(False, description="Evict Pods stuck pulling without the Secret.")
 
@@ -278,6 +313,8 @@ TOKEN_FORBIDDEN = {
 
 
 class RequirementBlock(Block):
+    model_config = ConfigDict(json_schema_extra=_VALUES_BY_OPERATOR)
+
     key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[LabelValue] | None = None
@@ -289,6 +326,8 @@ class SelectorBlock(Block):
 
 
 class NamespacesBlock(Block):
+    model_config = ConfigDict(json_schema_extra=_SOME_SELECTION)
+
     names: list[NamespaceName] = Field(default_factory=list)
     patterns: list[NonEmpty] = Field(default_factory=list, description="Shell-style globs.")
     selector: SelectorBlock | None = None
@@ -299,8 +338,11 @@ class MappingBlock(Block):
     name: ObjectName
     namespaces: NamespacesBlock
     secret_name: DnsSubdomain | None = None
-    credentials: list[str] = Field(description="Credential names, merged in this order.")
-    service_accounts: list[ServiceAccountName] | None = None
+    credentials: list[str] = Field(
+        description="Credential names, merged in this order.",
+        json_schema_extra={"minItems": 1, "uniqueItems": True},
+    )
+    service_accounts: list[ServiceAccountName] | None = Field(None, json_schema_extra=_STAR_ALONE)
     adopt_existing: bool = False
     prune: bool | None = None
     recycle_pods: bool | None = Field(

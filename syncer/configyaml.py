@@ -240,7 +240,7 @@ def parse(text: str, problems: Sink) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _at(mark) if mark else "(file)"
-        problems.add(where, f"invalid YAML: {_yaml_problem(exc.problem or exc.context)}")
+        problems.add(where, f"invalid YAML: {_yaml_problem(exc.problem, exc.context)}")
         return None
     except (yaml.YAMLError, RecursionError):
         problems.add("(file)", "invalid YAML")
@@ -259,12 +259,14 @@ def _position(before: str) -> str:
     return f"line {line}, column {column}"
 
 
-def _yaml_problem(problem: str | None) -> str:
-    """PyYAML's description of a syntax problem, minus any quoted piece of the document."""
-    if not problem:
-        return "syntax error"
+def _yaml_problem(problem: str | None, context: str | None) -> str:
+    """PyYAML's description of a problem, minus any quoted piece of the document."""
+    if problem and context:
+        text = f"{problem} ({context})"
+    else:
+        text = problem or context or "syntax error"
     return re.sub(
         r"'([^']*)'|\"([^\"]*)\"",
         lambda m: m.group(0) if len(m.group(0)) <= 4 or m.group(0)[1:2] == "<" else "'…'",
-        problem,
+        text,
     )

@@ -94,7 +94,10 @@ def test_a_tagged_value_of_the_wrong_type_is_a_type_error(tmp_path: Path, snippe
 
 def test_an_unknown_escape_in_a_quoted_string_is_located(tmp_path: Path) -> None:
     got = problems_of(tmp_path, BASE.replace("path: registries/hub", f'path: "\\q {SENTINEL}"'))
-    assert got == ("line 10, column 13: invalid YAML: found unknown escape character 'q'",)
+    assert got == (
+        "line 10, column 13: invalid YAML: found unknown escape character 'q' (while scanning a "
+        "double-quoted scalar)",
+    )
 
 
 def test_standard_tags_still_work(tmp_path: Path) -> None:
