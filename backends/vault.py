@@ -28,12 +28,8 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = (5.0, 10.0)  # seconds: connect, read
 
-_MODEL_CONFIG = vault_auth.MODEL_CONFIG
 
-
-class TLSSettings(pydantic.BaseModel):
-    model_config = _MODEL_CONFIG
-
+class TLSSettings(base.StrictBlock):
     ca_cert: str | None = pydantic.Field(
         default=None, description="PEM file of the CA that signed Vault's cert."
     )
@@ -42,10 +38,8 @@ class TLSSettings(pydantic.BaseModel):
     )
 
 
-class VaultSettings(pydantic.BaseModel):
+class VaultSettings(base.StrictBlock):
     """The ``backends.<name>`` block of ``type: vault`` (without ``type``)."""
-
-    model_config = _MODEL_CONFIG
 
     address: str | None = pydantic.Field(
         default=None, description="Vault URL (default: $VAULT_ADDR)."
@@ -71,10 +65,8 @@ KvVersion = Annotated[
 ]
 
 
-class VaultRef(pydantic.BaseModel):
+class VaultRef(base.StrictBlock):
     """The vault-specific keys of a ``credentials.<name>`` block."""
-
-    model_config = _MODEL_CONFIG
 
     mount: str = pydantic.Field(default="secret", min_length=1, description="KV mount path.")
     path: str = pydantic.Field(min_length=1, description="Secret path inside the mount.")

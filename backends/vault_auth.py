@@ -20,15 +20,6 @@ from pydantic_core import PydanticCustomError
 from backends import base
 
 DEFAULT_JWT_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-# One spelling and strict types, as in the rest of the config file (syncer.configmodels.Block):
-# camelCase keys only, YAML booleans only (no 'yes', 1 or "true"), numbers as numbers.
-MODEL_CONFIG = pydantic.ConfigDict(
-    extra="forbid",
-    strict=True,
-    frozen=True,
-    alias_generator=alias_generators.to_camel,
-    validate_by_name=False,
-)
 
 
 _METHOD_KEYS: dict[str, tuple[str, ...]] = {
@@ -68,10 +59,12 @@ def _method_rules() -> JsonDict:
     return {"allOf": rules}
 
 
-class AuthSettings(pydantic.BaseModel):
+# Strict like every block of the file (base.StrictBlock): camelCase keys only, YAML booleans only
+# (no 'yes', 1 or "true"), numbers as numbers. The docstring below is the schema's description.
+class AuthSettings(base.StrictBlock):
     """How to obtain a token. Secret material comes from files or the environment, never inline."""
 
-    model_config = pydantic.ConfigDict(**MODEL_CONFIG, json_schema_extra=_method_rules())
+    model_config = pydantic.ConfigDict(json_schema_extra=_method_rules())
 
     method: Literal["token", "approle", "kubernetes"] = "token"  # first: the checks below use it
     token_file: str | None = pydantic.Field(

@@ -11,7 +11,6 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-import pydantic
 from pydantic import (
     AfterValidator,
     ConfigDict,
@@ -21,9 +20,9 @@ from pydantic import (
     Tag,
     WithJsonSchema,
 )
-from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from backends import base
 from syncer import dockerconfig
 
 # --- durations and names -------------------------------------------------------------------------
@@ -212,10 +211,9 @@ Registry = Annotated[
 # --- the file's models (parsing only; the rest of the code sees the dataclasses below) -----------
 
 
-class Block(pydantic.BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, validate_by_name=False
-    )
+class Block(base.StrictBlock):
+    """A block of the file: camelCase keys only, no unknown keys, no coercion, immutable. The
+    backends' models derive from the same ``base.StrictBlock``: one spelling, strict types."""
 
 
 # Rules between keys that syncer.config checks, also stated in the schema (JSON Schema can say
