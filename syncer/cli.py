@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import syncer
 from backends import base
-from syncer import config, credentials, observability, plan, settings
+from syncer import config, credentials, observability, plan, publish, settings
 from syncer.kube import api, client, errors
 from syncer.reconcile import engine, observe, uninstall
 
@@ -240,6 +240,7 @@ def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool
             status = EXIT_FAILED
             continue
         print(f"ok   backend {name!r}: connected")
+    gate = publish.VerifyGate()
     for name in sorted(cfg.credentials):
         spec = cfg.credentials[name]
         try:
@@ -250,6 +251,11 @@ def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool
             continue
         print(f"ok   credential {name!r} ({spec.backend}): registries "
               f"{', '.join(sorted(auths))}")
+        for registry, outcome in gate.outcomes(spec, auths).items():
+            mark = {"ok": "ok  ", "rejected": "FAIL", "unreachable": "WARN"}[outcome.result]
+            print(f"{mark} verify {name!r} at {registry}: {outcome.result} ({outcome.detail})")
+            if outcome.result == "rejected":
+                status = EXIT_FAILED
     return status
 
 
@@ -265,7 +271,8 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     metrics = observability.Metrics()
     cluster = _connect(args)
     try:
-        readings = credentials.read_all(cfg, opened, metrics=metrics)
+        gate = publish.VerifyGate(metrics=metrics) if not dry_run else None
+        readings = credentials.read_all(cfg, opened, metrics=metrics, gate=gate)
         good = {n: r.auths for n, r in readings.items() if r.auths is not None}
         try:
             view = observe.observe(cluster, cfg)

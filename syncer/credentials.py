@@ -84,15 +84,6 @@ class Fetched:
     expires_at: float | None = None  # Unix seconds (token credentials only)
 
 
-def issues_tokens(cfg: config.Config, spec: config.CredentialSpec, *,
-                  plugins: Mapping[str, base.BackendPlugin] | None = None) -> bool:
-    """Whether the credential's backend issues expiring tokens (renewed by expiry, SPEC §5)."""
-    known = plugins if plugins is not None else backends.plugins()
-    backend = cfg.backends.get(spec.backend)
-    plugin = known.get(backend.type) if backend is not None else None
-    return bool(plugin is not None and plugin.issues_tokens)
-
-
 def fetch(spec: config.CredentialSpec, backend: base.Backend) -> Fetched:
     """Fetch and parse one credential; raises CredentialError only."""
     try:
@@ -129,8 +120,11 @@ def read_all(
     names: set[str] | None = None,
     attempts: int = 3,
     clock: Callable[[], float] = time.time,
+    gate: Callable[[config.CredentialSpec, dockerconfig.Auths], bool] | None = None,
 ) -> dict[str, Reading]:
-    """Read each (used) credential exactly once, with a short retry for transient failures."""
+    """Read each (used) credential exactly once, with a short retry for transient failures.
+    `gate` (registry verification) may refuse a value: the credential then counts as failed,
+    so the Secrets that use it keep their last published content."""
     wanted = sorted(used(cfg) if names is None else names & used(cfg))
     out: dict[str, Reading] = {}
     for name in wanted:
@@ -144,9 +138,11 @@ def read_all(
         )
         try:
             fetched = retrying(fetch, spec, opened[spec.backend])
-            if issues_tokens(cfg, spec):
+            if spec.issues_tokens:
                 check_token(name, fetched, now=clock())
             auths = fetched.auths
+            if gate is not None and not gate(spec, auths):
+                raise CredentialError(name, "a registry rejected it (verify); nothing published")
         except CredentialError as exc:
             log.error("credential read failed", extra={"credential": name, "error": str(exc)})
             if metrics:

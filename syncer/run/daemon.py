@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from backends import base
-from syncer import config, credentials, observability, settings
+from syncer import config, credentials, observability, publish, settings
 from syncer.kube import api, errors
 from syncer.reconcile import engine, observe
 from syncer.run import informer, leader, loops, queue, refresher
@@ -64,8 +64,9 @@ class Daemon:
                                       watch_timeout=watch_timeout)
         self.engine = engine.Engine(cluster, metrics=self.metrics, clock=clock,
                                     cache=self.caches)
-        self.refresher = refresher.Refresher(metrics=self.metrics, on_change=self._on_rotation,
-                                             stop=self.stop, clock=clock)
+        self.refresher = refresher.Refresher(
+            metrics=self.metrics, on_change=self._on_rotation, stop=self.stop, clock=clock,
+            gate=publish.VerifyGate(metrics=self.metrics))
         self.refresher.configure(cfg, self.backends)
         self.elector: leader.LeaderElector | None = None
         if run.leader_elect:

@@ -104,7 +104,7 @@ class Refresher:
                 if old is not None and old.spec == spec:
                     states[name] = old
                 else:
-                    states[name] = _State(spec=spec, token=credentials.issues_tokens(cfg, spec),
+                    states[name] = _State(spec=spec, token=spec.issues_tokens,
                                           next_due=self._clock())
             self._states = states
             self._backends = backends
