@@ -55,13 +55,17 @@ def load_configuration(kube: settings.KubeSettings) -> k8s.Configuration:
 
 
 def _config_problem(kube: settings.KubeSettings, exc: Exception) -> str:
+    """One line for the user; the library's text quotes the file's content at times, so only
+    what is known to be safe is shown."""
     text = str(exc)
-    if "Invalid kube-config file" in text or "No configuration found" in text:
-        where = kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    where = kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    if kube.context and "contexts list" in text:
+        return f"kubeconfig {where} has no context {kube.context!r}"
+    if "No configuration found" in text or "Invalid kube-config file" in text:
         return f"no usable kubeconfig at {where} (and not running in a cluster)"
-    if "context" in text.lower() and kube.context:
-        return f"kubeconfig has no context {kube.context!r}"
-    return "Kubernetes configuration is not usable: " + text.splitlines()[0][:200]
+    if "Service host/port is not set" in text or "Service token file" in text:
+        return "not running in a cluster and no kubeconfig given"
+    return f"Kubernetes configuration at {where} is not usable ({type(exc).__name__})"
 
 
 class Transport:
