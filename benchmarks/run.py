@@ -4,7 +4,7 @@ request counts, latencies, memory and CPU beside their targets and the protocol 
     python3 benchmarks/run.py [--namespaces N] [--quick] [--big] [--json PATH]
 
 The daemon runs as `pullsecret-syncer run` in a subprocess; every request figure is counted by
-proxies in front of kube-apiserver, OpenBao and moto. See docs/readme/benchmarks.md.
+proxies in front of kube-apiserver, OpenBao and moto. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
