@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration.conftest import FOREIGN_ENTRIES, Result, add_foreign_entries
-from tests.integration.test_sync import config_text
+from tests.integration.test_sync import config_text, seeded  # noqa: F401 - seeded: a fixture
 
 N = 20
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
