@@ -173,8 +173,10 @@ class Daemon:
                 self.cfg, self.refresher.values(), self.caches.view(),
                 scope=None if full else namespaces,
                 proceed=lambda: not self.stop.is_set() and self.leading())
-        finally:
-            self._pass_ended()
+        except BaseException:
+            self._pass_ended(stopped=True)
+            raise
+        self._pass_ended(stopped=report.interrupted)
         if report.failures and not self.stop.is_set():
             self._failures += 1
             delay = min(MAX_RETRY_DELAY, 2.0 ** self._failures)
@@ -205,10 +207,11 @@ class Daemon:
         if current is not None and (snap := current.due()) is not None:
             log.info("full pass in progress", extra=_progress_keys(snap))
 
-    def _pass_ended(self) -> None:
+    def _pass_ended(self, *, stopped: bool) -> None:
         current, self._progress, self._full_pass = self._progress, None, False
-        if current is not None and current.reported:  # a long pass: say that it ended
-            log.info("full pass finished", extra=_progress_keys(current.tracker.snapshot()))
+        if current is not None and current.reported:  # a long pass: say how it ended
+            log.info("full pass stopped" if stopped else "full pass finished",
+                     extra=_progress_keys(current.tracker.snapshot()))
 
     # ---- resync and config reload ---------------------------------------------------------
     def _housekeep(self) -> None:

@@ -387,3 +387,23 @@ def test_a_long_full_pass_logs_its_progress_with_done_and_total(
         time.sleep(0.02)
     d.housekeep_once()
     assert progress_records(caplog) == []
+
+
+def test_a_long_full_pass_cut_short_by_shutdown_says_it_stopped(
+        slow_world: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="syncer.run")
+    d = slow_world["daemon"]
+    d.start()
+    deadline = time.monotonic() + 20
+    while not any(r.getMessage() == "full pass in progress" for r in caplog.records):
+        assert time.monotonic() < deadline, "no progress line"
+        time.sleep(0.01)
+    d.stop.set()  # shutting down: the rest of the pass is left for later
+    deadline = time.monotonic() + 20
+    while not any(r.getMessage().startswith("full pass s") for r in caplog.records):
+        assert time.monotonic() < deadline, "the pass never said how it ended"
+        time.sleep(0.01)
+    last = progress_records(caplog)[-1]
+    assert last.getMessage() == "full pass stopped"
+    assert last.__dict__["done"] < last.__dict__["total"] == 60
+    assert not d.is_ready()
