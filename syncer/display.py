@@ -42,10 +42,12 @@ class _Bar:
     def __init__(self, *, first: progress.Snapshot, command: str, out: TextIO) -> None:
         self._out = out
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(tqdm.contrib.logging.logging_redirect_tqdm())
-        self._bar = tqdm.tqdm(total=first.total, desc=first.line(command), file=out,
-                              leave=False, bar_format=BAR_FORMAT, dynamic_ncols=True,
-                              mininterval=0.1, disable=False)
+        with self._stack as undo:  # kept open unless the bar cannot be made
+            undo.enter_context(tqdm.contrib.logging.logging_redirect_tqdm())
+            self._bar = tqdm.tqdm(total=first.total, desc=first.line(command), file=out,
+                                  leave=False, bar_format=BAR_FORMAT, dynamic_ncols=True,
+                                  mininterval=0.1, disable=False)
+            self._stack = undo.pop_all()
 
     def show(self, snapshot: progress.Snapshot, command: str) -> None:
         self._bar.set_description_str(snapshot.line(command), refresh=False)
