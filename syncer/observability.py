@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 PREFIX = "pullsecret_syncer_"
 LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "registry", "error",
-            "backend", "retry_in")
+            "backend", "retry_in", "done", "total", "left_seconds")
 
 
 class Metrics:

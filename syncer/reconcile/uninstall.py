@@ -9,7 +9,7 @@ second time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from syncer import model, observability, plan
 from syncer.kube import api, errors
@@ -38,12 +38,15 @@ def _still_ours(action: plan.SecretAction, fresh: model.Secret | None) -> plan.S
 
 
 def run(cluster: api.ClusterAPI, *, metrics: observability.Metrics, dry_run: bool,
-        on_applied: Callable[[plan.Action], None] | None = None) -> engine.Report:
+        on_applied: Callable[[plan.Action], None] | None = None,
+        on_planned: Callable[[Sequence[plan.Action]], None] | None = None) -> engine.Report:
     view = observe(cluster)
     actions = plan.uninstall(view)
     report = engine.Report(planned=list(actions))
     if dry_run:
         return report
+    if on_planned is not None:
+        on_planned(actions)
     applier = apply.Applier(cluster, metrics=metrics, cache=apply.NoCache(),
                             on_replaced=lambda action, uid: None)
     done = on_applied or (lambda action: None)

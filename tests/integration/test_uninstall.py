@@ -33,7 +33,7 @@ def audit_writes_since(kube: Any, offset: int) -> list[str]:
 
 def test_uninstall_removes_only_what_we_wrote_and_a_second_run_does_nothing(
     cli: Callable[..., Result], write_config: Callable[[str], Path], core: Any, kube: Any,
-    vault: Any, aws: Any, unique: str, seeded: dict[str, str],
+    vault: Any, aws: Any, unique: str, seeded: dict[str, str],  # noqa: F811 - the fixture
     namespace_factory: Callable[..., str],
 ) -> None:
     if kube.audit_log is None:
