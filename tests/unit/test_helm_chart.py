@@ -455,6 +455,8 @@ def test_all_options_reach_the_deployment(helm: helm_stack.Helm) -> None:
     assert c["resources"] == ALL_OPTIONS["resources"]
     assert deployment["spec"]["template"]["metadata"]["annotations"] == {
         "example.com/team": "platform"}
+    # not on the cleanup Job's pod: an injected sidecar would keep the Job from completing
+    assert "annotations" not in one(docs, "Job")["spec"]["template"]["metadata"]
     assert pod["nodeSelector"] == ALL_OPTIONS["nodeSelector"]
     assert pod["tolerations"] == ALL_OPTIONS["tolerations"]
     assert pod["affinity"] == ALL_OPTIONS["affinity"]
