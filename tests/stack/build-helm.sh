@@ -8,11 +8,11 @@
 #   1. $PSS_HELM     an existing helm binary (v3); nothing is built
 #   2. the cache     ${XDG_CACHE_HOME:-~/.cache}/pullsecret-syncer/helm-<version>/helm
 #   3. a Go build of helm.sh/helm/v3/cmd/helm@<version> through the Go module proxy, into the
-#      cache (≈ 2–4 min cold on 2 cores). helm's go.mod has no replace directives, so a plain
-#      `go install` works. Stamped with -ldflags as helm's own Makefile does: the version (else
-#      `helm version` reports only the minor, "v3.22") and the Kubernetes version that
-#      `helm template` and `helm lint` assume without a cluster (else v1.20), derived from the
-#      k8s.io/client-go that helm's go.mod requires (v0.37.x -> 1.37).
+#      cache (≈ 2 min cold on 2 cores, most of it downloading modules). helm's go.mod has no
+#      replace directives, so a plain `go install` works. Stamped with -ldflags as helm's own
+#      Makefile does: the version (else `helm version` reports only the minor, "v3.22") and the
+#      Kubernetes version that `helm template` and `helm lint` assume without a cluster (else
+#      v1.20), derived from the k8s.io/client-go that helm's go.mod requires (v0.37.x -> 1.37).
 # Nothing here needs root.
 set -euo pipefail
 

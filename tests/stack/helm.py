@@ -1,7 +1,8 @@
 """helm (v3) for the chart tests: find the binary, run it in private Helm homes, render the chart.
 
 The binary, first found wins: `PSS_HELM` (an existing helm v3), the cache that
-`build-helm.sh` fills (`~/.cache/pullsecret-syncer/helm-<VERSION>/helm`). Every run gets its own
+`build-helm.sh` fills (`~/.cache/pullsecret-syncer/helm-<version>/helm`, v3.22.0 unless
+`PSS_HELM_VERSION` says otherwise). Every run gets its own
 HELM_CACHE_HOME / HELM_CONFIG_HOME / HELM_DATA_HOME, so neither the machine's Helm repositories
 nor its plugins take part, and nothing is written to $HOME.
 
@@ -29,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make `stack` importable
 
 from stack import procs
 
-VERSION = "3.22.0"  # build-helm.sh pins the same
+DEFAULT_VERSION = "3.22.0"  # build-helm.sh pins the same (a unit test checks)
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "pullsecret-syncer"
 VALUES_SCHEMA = CHART / "values.schema.json"
@@ -38,9 +39,15 @@ CONFIG_SCHEMA = REPO / "config" / "schema.json"
 CONFIG_SCHEMA_ID = "https://pullsecret-syncer.io/schemas/config.json"
 
 
-def cache_dir(version: str = VERSION) -> Path:
+def version() -> str:
+    """The helm version the tests use: `PSS_HELM_VERSION` (as build-helm.sh reads it), else
+    the pin."""
+    return os.environ.get("PSS_HELM_VERSION", DEFAULT_VERSION).removeprefix("v")
+
+
+def cache_dir() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "pullsecret-syncer" / f"helm-{version}"
+    return cache / "pullsecret-syncer" / f"helm-{version()}"
 
 
 def find_binary() -> Path:
@@ -54,7 +61,7 @@ def find_binary() -> Path:
     if not os.access(path, os.X_OK):
         raise procs.StackUnavailableError(
             f"helm missing in {path.parent}: run `bash tests/stack/build-helm.sh` (or "
-            f"`make setup`) once: it builds helm v{VERSION} through the Go module proxy "
+            f"`make setup`) once: it builds helm v{version()} through the Go module proxy "
             "(≈ 2 min cold)")
     return path
 

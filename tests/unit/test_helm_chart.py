@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 import yaml
 from stack import helm as helm_stack
+from stack import kube as kube_stack
 from stack import procs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -675,3 +676,28 @@ def test_docs_values_files_render_configs_the_daemon_accepts(
                 where = {**backend.get("tls", {}), **backend.get("auth", {})}.get(file_key)
                 if where:  # every file the config names is on a mounted volume
                     assert str(Path(where).parent) in mounts, (file_key, where)
+
+
+def test_build_script_and_the_tests_pin_the_same_helm() -> None:
+    script = (REPO / "tests" / "stack" / "build-helm.sh").read_text()
+    pins = re.findall(r"^pinned=(\S+)", script, flags=re.MULTILINE)
+    assert pins == [helm_stack.DEFAULT_VERSION]
+    assert "bash tests/stack/build-helm.sh" in (REPO / ".ci" / "setup").read_text()
+
+
+def test_helm_in_use_reports_the_pinned_version_and_kubernetes_it_assumes(
+    helm: helm_stack.Helm,
+) -> None:
+    assert helm.run("version", "--template", "{{.Version}}").stdout == (
+        f"v{helm_stack.version()}")
+    if os.environ.get("PSS_HELM"):
+        return  # someone else's build: its Kubernetes default is theirs
+    probe = helm.home / "probe"
+    (probe / "templates").mkdir(parents=True)
+    (probe / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.0.0\n")
+    (probe / "templates" / "v.yaml").write_text("v: {{ .Capabilities.KubeVersion.Version }}\n")
+    assumed = yaml.safe_load(helm.run("template", str(probe)).stdout.split("---", 1)[1])["v"]
+    # unstamped, helm would assume v1.20.0 — below every version the suite supports
+    oldest_minor = min(int(v.split(".")[1]) for v in kube_stack.supported_versions())
+    match = re.fullmatch(r"v1\.(\d+)\.0", assumed)
+    assert match and int(match[1]) >= oldest_minor, assumed
