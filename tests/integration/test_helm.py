@@ -170,7 +170,7 @@ def test_rendered_chart_is_accepted_by_a_server_side_dry_run_without_podsecurity
     if name == "all-options":
         assert {d["kind"] for d in sent} >= {"Job", "PodDisruptionBudget", "Role"}
     # nothing was persisted
-    assert objects(kubectl, docs[0]["metadata"]["labels"]["app.kubernetes.io/instance"]) == {}
+    assert objects(kubectl, release) == {}
 
 
 def test_podsecurity_check_of_the_dry_run_catches_a_weakened_pod(
