@@ -62,7 +62,8 @@ ALL_OPTIONS: dict[str, Any] = {
         },
         "mappings": [{"name": "workloads",
                       "namespaces": {"patterns": ["team-*"], "exclude": ["team-sandbox"]},
-                      "credentials": ["dockerhub", "ghcr"], "serviceAccounts": ["*"]}],
+                      "credentials": ["dockerhub", "ghcr"], "serviceAccounts": ["*"],
+                      "recyclePods": True}],
     },
     "serviceAccount": {"annotations": {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/pullsecret-syncer"}},
@@ -289,9 +290,11 @@ def test_default_render_names_objects_like_the_kustomize_base(
     ({"config": {"mappings": [{"name": "team-a", "credentials": ["registry"]}]}},
      "at '/config/mappings/0': missing property 'namespaces'"),
     ({"config": {"version": 2}}, "at '/config/version': value must be 1"),
+    ({"config": {"mappings": [{"name": "team a", "namespaces": {"names": ["a"]},
+                               "credentials": ["x"]}]}}, "at '/config/mappings/0/name': '"),
 ], ids=["negative-replicas", "zero-replicas", "replicas-string", "unknown-key",
         "unknown-nested-key", "boolean-as-string", "bad-enum", "zero-qps", "bad-digest",
-        "config-unknown-key", "config-missing-key", "config-version"])
+        "config-unknown-key", "config-missing-key", "config-version", "config-bad-name"])
 def test_bad_values_are_refused_by_the_schema_naming_the_key(
     helm: helm_stack.Helm, values: dict[str, Any], message: str,
 ) -> None:
@@ -314,6 +317,37 @@ def test_values_schema_embeds_the_current_config_schema() -> None:
     assert (CHART / "values.schema.json").read_text() == (
         helm_stack.values_schema_with_current_config()), (
         "values.schema.json is stale: run `make schema`")
+
+
+def patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items()
+                for p in ([v] if k == "pattern" and isinstance(v, str) else patterns(v))]
+    if isinstance(node, list):
+        return [p for v in node for p in patterns(v)]
+    return []
+
+
+PATTERN_SAMPLES = [
+    "https://index.docker.io/v1/", "docker.io", "harbor.example.com:8443/v2/", "*.example.com",
+    "ghcr.io", "127.0.0.1:5000", "[::1]:5000", "https://", "*.", "a b",
+    "pull-secrets", "example.com/team", "x" * 63, "x" * 64, "-bad", "a/b/c", "/x",
+    "regcred", "team-a", "1m", "30s", "1h30m", "0s", "0", "123456789012",
+]
+
+
+def test_embedded_config_schema_patterns_are_portable_and_never_stricter() -> None:
+    original = patterns(json.loads((REPO / "config" / "schema.json").read_text()))
+    embedded = patterns(schema()["properties"]["config"])
+    assert len(original) == len(embedded)
+    for before, after in zip(original, embedded, strict=True):
+        for construct in ("(?=", "(?!", "(?<=", "(?<!", "(?P<"):
+            assert construct not in after, after
+        for sample in PATTERN_SAMPLES:  # dropping assertions only widens what matches
+            if re.search(before, sample):
+                assert re.search(after, sample), (before, after, sample)
+    assert helm_stack.portable_pattern(r"^(?=[^/]{1,3}/)a(?P<h>b)[(?=]\(?!x)(?!y)$") == (
+        r"^a(?:b)[(?=]\(?!x)$")  # a class and an escaped paren are not assertions
 
 
 def test_every_value_has_a_schema_entry_with_a_description() -> None:
