@@ -586,6 +586,49 @@ def test_config_value_is_the_mounted_file_and_the_daemon_accepts_it(
     assert not [k for k in annotations if "checksum" in k or "config" in k]
 
 
+CONFIG_TEXT = """\
+# the team's config file, comments and all
+version: 1
+backends:
+  vault: {type: vault, address: https://vault.example.internal:8200,
+          auth: {method: kubernetes, role: pullsecret-syncer}}   # Kubernetes auth
+credentials:
+  hub: {backend: vault, path: registries/hub, registry: docker.io}
+mappings:
+  - name: all-teams
+    namespaces: {patterns: ["team-*"]}
+    credentials: [hub]
+"""
+
+
+def test_config_file_given_with_set_file_is_mounted_verbatim(
+    helm: helm_stack.Helm, tmp_path: Path,
+) -> None:
+    from syncer import config
+
+    source = tmp_path / "team-config.yaml"
+    source.write_text(CONFIG_TEXT, encoding="utf-8")
+    docs = helm_stack.documents(template(helm, None, "--set-file", f"config={source}").stdout)
+    text = one(docs, "ConfigMap")["data"]["config.yaml"]
+    assert text == CONFIG_TEXT
+    mounted = tmp_path / "config.yaml"
+    mounted.write_text(text, encoding="utf-8")
+    assert [m.name for m in config.load(mounted).mappings] == ["all-teams"]
+
+
+@pytest.mark.parametrize("text", ["- a list\n- not a mapping\n", "key: [unclosed\n"],
+                         ids=["a-list", "bad-yaml"])
+def test_config_text_that_is_not_a_yaml_mapping_is_refused(
+    helm: helm_stack.Helm, tmp_path: Path, text: str,
+) -> None:
+    source = tmp_path / "config.yaml"
+    source.write_text(text, encoding="utf-8")
+    proc = template(helm, None, "--set-file", f"config={source}", check=False)
+    assert proc.returncode == 1
+    assert ("config: the text given (--set-file config=FILE) is not a YAML mapping; "
+            "check it with `pullsecret-syncer check --config FILE`") in proc.stderr, proc.stderr
+
+
 def test_default_config_runs_and_writes_nothing_until_given_mappings(
     helm: helm_stack.Helm,
 ) -> None:
@@ -669,25 +712,48 @@ def test_every_value_is_in_the_docs_table_with_its_default() -> None:
         assert yaml.safe_load(cell.strip("`")) == default, (path, cell)
 
 
-def test_docs_install_command_renders_a_config_the_daemon_accepts(
-    helm: helm_stack.Helm, tmp_path: Path,
-) -> None:
+def helm_commands() -> list[list[str]]:
+    """Every `helm install|upgrade` command line of the docs' bash blocks, as argv."""
     import shlex
 
+    commands = []
+    for block in docs_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            argv = shlex.split(line, comments=True)
+            if argv[:2] in (["helm", "install"], ["helm", "upgrade"]):
+                commands.append(argv)
+    return commands
+
+
+def test_every_helm_command_of_the_docs_renders_a_config_the_daemon_accepts(
+    helm: helm_stack.Helm, tmp_path: Path,
+) -> None:
     from syncer import config
 
-    (command,) = [b for b in docs_blocks("bash") if "helm install" in b and "--set config" in b]
-    argv = shlex.split(command.replace("\\\n", " "))
-    assert argv[:4] == ["helm", "install", NAME, "deploy/helm/pullsecret-syncer"]
-    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-    flags = [f for s in sets for f in ("--set", s)]
-    docs = helm_stack.documents(template(helm, None, *flags).stdout)
-    path = tmp_path / "config.yaml"
-    path.write_text(one(docs, "ConfigMap")["data"]["config.yaml"], encoding="utf-8")
-    cfg = config.load(path)
-    assert [m.name for m in cfg.mappings] == ["labelled-namespaces"]
-    assert daemon_container(docs)["image"] == (
-        "registry.example.com/platform/pullsecret-syncer:0.1.0")
+    (values_vault,) = [b for b in docs_blocks("yaml") if b.startswith("# values-vault.yaml")]
+    files = {"values-vault.yaml": values_vault, "./config.yaml": CONFIG_TEXT}
+    commands = helm_commands()
+    assert len(commands) == 6  # three installs, three upgrades
+    for i, argv in enumerate(commands):
+        assert argv[2:4] == [NAME, "deploy/helm/pullsecret-syncer"], argv
+        assert argv[argv.index("--namespace") + 1] == NAME
+        flags: list[str] = []
+        for at, arg in enumerate(argv):
+            if arg in ("--set", "--set-file", "-f"):
+                value = argv[at + 1]
+                for name, text in files.items():
+                    if value.endswith(name):
+                        path = tmp_path / f"{i}-{Path(name).name}"
+                        path.write_text(text, encoding="utf-8")
+                        value = value.removesuffix(name) + str(path)
+                flags += [arg, value]
+        docs = helm_stack.documents(template(helm, None, *flags).stdout)
+        path = tmp_path / f"config-{i}.yaml"
+        path.write_text(one(docs, "ConfigMap")["data"]["config.yaml"], encoding="utf-8")
+        config.load(path)
+        if "image.repository=registry.example.com/platform/pullsecret-syncer" in flags:
+            assert daemon_container(docs)["image"].startswith(
+                "registry.example.com/platform/pullsecret-syncer:")
 
 
 def test_docs_values_files_render_configs_the_daemon_accepts(
