@@ -110,7 +110,9 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUALIFIED_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 # Kubernetes' IsQualifiedName: [DNS subdomain of at most 253 characters "/"] name (at most 63).
-_LABEL_KEY = rf"^((?=[^/]{{1,253}}/){_SUBDOMAIN_BODY}/)?{_QUALIFIED_NAME}$"
+# Portable (the ECMA-262 and RE2 subset: no lookaround, no named groups), so editors and helm can
+# use the schema; the prefix's 253-character limit is checked by _label_key alone.
+_LABEL_KEY = rf"^({_SUBDOMAIN_BODY}/)?{_QUALIFIED_NAME}$"
 OBJECT_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 _SUBDOMAIN_MSG = (
     "must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', starting and ending "

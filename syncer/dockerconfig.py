@@ -23,10 +23,12 @@ _DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docke
 # of globs only would match nearly every image and is refused.
 _LABEL = r"[A-Za-z0-9*](?:[-A-Za-z0-9*]*[A-Za-z0-9*])?"
 _SEGMENT = r"[A-Za-z0-9._~-]+"
+# Portable (no lookaround, no named groups: the ECMA-262 and RE2 subset), as it also goes into
+# config/schema.json; a host of globs only is refused in code.
 REGISTRY_PATTERN = (
-    r"^(?:[Hh][Tt][Tt][Pp][Ss]?://)?(?![*.]*(?::|/|$))"
-    rf"(?P<host>{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?P<port>:[0-9]{{1,5}})?"
-    rf"(?P<path>/+(?:{_SEGMENT}(?:/{_SEGMENT})*)?/*)?$"
+    r"^(?:[Hh][Tt][Tt][Pp][Ss]?://)?"
+    rf"({_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(:[0-9]{{1,5}})?"
+    rf"(/+(?:{_SEGMENT}(?:/{_SEGMENT})*)?/*)?$"
 )
 REGISTRY_HINT = "not a valid registry: [https://]host[:port][/path], host may hold * globs"
 _REGISTRY = re.compile(REGISTRY_PATTERN)
@@ -93,8 +95,10 @@ def normalize_registry(registry: str) -> str:
     match = _REGISTRY.match(text)
     if match is None:
         raise PayloadError("registry is not a valid [https://]host[:port][/path]")
-    host, port = match["host"].lower(), match["port"] or ""
-    path = (match["path"] or "").strip("/")
+    host, port = match[1].lower(), match[2] or ""
+    path = (match[3] or "").strip("/")
+    if not host.strip("*."):
+        raise PayloadError("registry is not a valid [https://]host[:port][/path]")
     if host in _DOCKER_HUB_HOSTS and port in ("", ":443"):
         return DOCKER_HUB
     if path in ("v1", "v2"):
