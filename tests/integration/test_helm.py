@@ -408,7 +408,7 @@ def test_cleanup_jobs_command_with_the_jobs_own_grants_removes_what_the_syncer_w
     done = cli(*argv, env=stack_env)
     assert done.code == 0, done.output
     for app in apps:
-        assert f"delete secret {app}/regcred (c)" in done.stdout.splitlines(), done.stdout
+        assert f"deleted secret {app}/regcred (c)" in done.stdout.splitlines(), done.stdout
         sa = core.read_namespaced_service_account("default", app)
         assert [r.name for r in sa.image_pull_secrets] == ["theirs-a", "theirs-b"]
         assert "pullsecret-syncer.io/image-pull-secrets" not in (sa.metadata.annotations or {})
