@@ -65,6 +65,7 @@ class Defaults:
     secret_name: str = "regcred"  # noqa: S105 - a Secret name, not a secret
     service_accounts: tuple[str, ...] = ("default",)
     prune: bool = True
+    recycle_pods: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class MappingSpec:
     service_accounts: tuple[str, ...]
     adopt_existing: bool
     prune: bool
+    recycle_pods: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,7 @@ def _load_defaults(raw: Any, problems: configerrors.Problems) -> Defaults:
         secret_name=parsed.secret_name,
         service_accounts=tuple(parsed.service_accounts),
         prune=parsed.prune,
+        recycle_pods=parsed.recycle_pods,
     )
 
 
@@ -388,6 +391,7 @@ def _mapping_spec(parsed: configmodels.MappingBlock, defaults: Defaults) -> Mapp
         service_accounts=defaults.service_accounts if accounts is None else tuple(accounts),
         adopt_existing=parsed.adopt_existing,
         prune=defaults.prune if parsed.prune is None else parsed.prune,
+        recycle_pods=defaults.recycle_pods if parsed.recycle_pods is None else parsed.recycle_pods,
     )
 
 

@@ -155,6 +155,7 @@ class DefaultsBlock(Block):
     secret_name: DnsSubdomain = "regcred"  # noqa: S105 - a Secret name, not a secret
     service_accounts: list[ServiceAccountName] = Field(default_factory=lambda: ["default"])
     prune: bool = Field(True, description="Remove what we manage when a namespace stops matching.")
+    recycle_pods: bool = Field(False, description="Evict Pods stuck pulling without the Secret.")
 
 
 class FieldsBlock(Block):
@@ -196,6 +197,9 @@ class MappingBlock(Block):
     service_accounts: list[ServiceAccountName] | None = None
     adopt_existing: bool = False
     prune: bool | None = None
+    recycle_pods: bool | None = Field(
+        None, description="Evict Pods stuck pulling without this Secret (default from defaults)."
+    )
 
 
 TOP_LEVEL = ("version", "defaults", "backends", "credentials", "mappings")
