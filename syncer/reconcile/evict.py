@@ -159,25 +159,26 @@ class Evictor:
 
 
 class Denial:
-    """No RBAC grant for Pods: one clear error line when it starts (not one per retry), a
-    metric per refused attempt, and a line when the grant is there again."""
+    """No RBAC grant to `what` (`read pods`, `evict pods`): one clear error line when it starts
+    (not one per retry), a metric per refused attempt, and a line once it is granted."""
 
-    def __init__(self, metrics: observability.Metrics) -> None:
+    def __init__(self, metrics: observability.Metrics, *, what: str) -> None:
         self._metrics = metrics
+        self._what = what
         self.active = False
 
     def denied(self, exc: errors.Forbidden) -> None:
         self._metrics.reconcile_errors.labels(reason=FORBIDDEN_REASON).inc()
         if not self.active:
             self.active = True
-            log.error("recyclePods is on but pods cannot be read or evicted (403): add the "
-                      "recycle-pods RBAC component; everything else keeps working, retrying "
+            log.error(f"recyclePods is on but not allowed to {self._what} (403): add the "
+                      "recycle-pods RBAC component; everything else keeps working; retrying "
                       "every 5 minutes", extra={"error": str(exc), "kind": "pod"})
 
     def allowed(self) -> None:
         if self.active:
             self.active = False
-            log.info("recyclePods: pods can be read now", extra={"kind": "pod"})
+            log.info(f"recyclePods: allowed to {self._what} now", extra={"kind": "pod"})
 
 
 def one_shot(cluster: api.ClusterAPI, cfg: config.Config,
