@@ -19,7 +19,7 @@ import syncer
 from backends import base
 from syncer import config, credentials, observability, plan, settings
 from syncer.kube import api, client, errors
-from syncer.reconcile import engine, observe, uninstall
+from syncer.reconcile import engine, evict, observe, uninstall
 
 log = logging.getLogger("syncer")
 
@@ -272,16 +272,19 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
         except errors.KubeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        report = engine.Engine(cluster, metrics=metrics).reconcile(cfg, good, view,
-                                                                   dry_run=dry_run)
+        eng = engine.Engine(cluster, metrics=metrics)
+        report = eng.reconcile(cfg, good, view, dry_run=dry_run)
+        recycled = evict.one_shot(  # after the pass's writes, against what they left
+            cluster, cfg, good, view, report.planned if dry_run else report.applied,
+            metrics=metrics, found=eng.findings, dry_run=dry_run)
     finally:
         cluster.close()
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:
         if args.output == "json":
-            print(plan.to_json(tuple(report.planned)))
+            print(plan.to_json((*report.planned, *recycled.planned)))
         else:
-            for action in report.planned:
+            for action in (*report.planned, *recycled.planned):
                 print(plan.describe(action))
     for reading in failed_creds:
         print(f"error: {reading.error}", file=sys.stderr)
@@ -294,4 +297,18 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
         print(f"sync: {len(report.applied)} writes, {len(report.failures)} failed, "
               f"{len(report.conflicts)} conflicts, {len(report.blocked)} blocked, "
               f"{len(failed_creds)} credentials failing", file=sys.stderr)
-    return EXIT_OK if report.ok and not failed_creds else EXIT_FAILED
+    _report_recycling(recycled, dry_run=dry_run)
+    return EXIT_OK if report.ok and recycled.ok and not failed_creds else EXIT_FAILED
+
+
+def _report_recycling(out: evict.Outcome, *, dry_run: bool) -> None:
+    """`recyclePods` after a pass (SPEC §5): errors, and for `sync` what was evicted."""
+    if out.forbidden is not None:
+        print(f"error: recyclePods: not allowed to read or evict pods ({out.forbidden}); add the "
+              "recycle-pods RBAC component", file=sys.stderr)
+    for failure in out.failures:
+        print(f"error: {failure}", file=sys.stderr)
+    if not dry_run and (out.evicted or out.refused or out.deferred or out.warned):
+        print(f"recycle: {len(out.evicted)} pods evicted, {len(out.refused)} refused by a "
+              f"disruption budget, {len(out.deferred)} left for later (rate limit), "
+              f"{len(out.warned)} not evictable (Warning Event)", file=sys.stderr)

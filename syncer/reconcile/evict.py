@@ -84,6 +84,7 @@ class Outcome:
     evicted: list[plan.EvictPod] = field(default_factory=list)
     planned: list[plan.EvictPod] = field(default_factory=list)  # dry run
     refused: list[plan.EvictPod] = field(default_factory=list)  # by a PodDisruptionBudget
+    deferred: list[plan.EvictPod] = field(default_factory=list)  # over the rate limits
     warned: list[recycle.MissingSecret] = field(default_factory=list)
     later: dict[str, float] = field(default_factory=dict)  # namespace -> seconds
     failures: list[str] = field(default_factory=list)
@@ -127,6 +128,7 @@ class Evictor:
         key = (e.namespace, e.name)
         wait = self._limiter.take(key)
         if wait > 0:
+            out.deferred.append(e)
             out.retry(e.namespace, wait)
             return
         extra = {"namespace": e.namespace, "object": e.name, "mapping": e.mapping,

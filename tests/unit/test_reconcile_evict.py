@@ -109,6 +109,7 @@ def test_a_hundred_stuck_pods_give_ten_evictions_and_the_rest_wait(
     first = ev.run(decisions)
     assert len(first.evicted) == 10 and cluster.requests["POST pods/eviction"] == 10
     assert first.later == {NS: pytest.approx(60.0)}
+    assert len(first.deferred) == 90
     clock.advance(30)
     assert ev.run(decisions[10:]).evicted == []  # still inside the minute: no request at all
     assert cluster.requests["POST pods/eviction"] == 10
