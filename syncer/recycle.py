@@ -95,6 +95,11 @@ def scene(cfg: config.Config, credentials: Mapping[str, dockerconfig.Auths],
     return Scene({ns: tuple(ts) for ns, ts in targets.items()}, view.service_accounts, ours)
 
 
+def pulling(pod: model.Pod) -> bool:
+    """Whether some container of `pod` waits after a failed image pull (no registry asked)."""
+    return any(reason in STUCK for _, reason in pod.waiting)
+
+
 def stuck_on(pod: model.Pod, registry_keys: Iterable[str]) -> bool:
     """Whether a container of `pod` waits to pull an image these registry keys cover."""
     keys = tuple(registry_keys)

@@ -27,7 +27,7 @@ log = logging.getLogger("syncer.run")
 
 POD_WATCH_SECONDS = 60  # short watches, so that a watch no mapping needs ends soon
 SETTLE_SECONDS = 0.5  # the daemon's caches or credentials are not there yet: look again
-DEBOUNCE_SECONDS = 0.05
+DEBOUNCE_SECONDS = 0.25  # evictions are not urgent; Pod events come in bursts
 
 
 class Recycler:
@@ -157,7 +157,11 @@ class Recycler:
         more = self.queue.take(timeout=0)
         if more is not None:
             full, namespaces = full or more[0], namespaces | more[1]
-        candidates = [p for p in pods.items().values() if full or p.namespace in namespaces]
+        if self.pods is not pods or self._cfg is not cfg:  # reconfigured meanwhile
+            self.notify(None)
+            return False
+        candidates = [p for p in pods.items().values()  # cheap test first: most Pending Pods
+                      if (full or p.namespace in namespaces) and recycle.pulling(p)]  # are fine
         if not candidates:
             return True
         scope = None if full else namespaces

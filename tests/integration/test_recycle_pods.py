@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -245,6 +244,12 @@ def test_plan_shows_the_eviction_and_sync_performs_it(
     assert [r.name for r in new.spec.image_pull_secrets] == ["regcred"]
 
 
+def touch(config: Path) -> None:
+    """Change the config file on disk (a comment): the daemon re-reads it, as on SIGHUP."""
+    with config.open("a") as f:
+        f.write(f"# touched {time.monotonic()}\n")
+
+
 @pytest.fixture
 def grant(syncer_sa: Identity, kube: Any) -> Iterator[Callable[[], None]]:  # noqa: F811
     """`grant()` binds the recycle-pods component's rules to the syncer's ServiceAccount."""
@@ -279,7 +284,7 @@ def test_without_the_grant_one_error_and_secrets_synced_and_with_it_pods_are_rec
                what="the namespace synced without the grant")
     wait_until(lambda: daemon.metric("reconcile_errors_total", reason="recycle_forbidden"),
                timeout=CONVERGE, what="the refused Pod list counted")
-    daemon.signal(signal.SIGHUP)  # a reload retries at once: refused again, not logged again
+    touch(setting["config"])  # a reload retries at once: refused again, not logged again
     wait_until(lambda: (daemon.metric("reconcile_errors_total", reason="recycle_forbidden")
                         or 0) >= 2, timeout=CONVERGE, what="the second refusal")
     errors = [r for r in daemon.log_records() if r.get("level") == "error"]
@@ -293,7 +298,7 @@ def test_without_the_grant_one_error_and_secrets_synced_and_with_it_pods_are_rec
     assert one_shot.stderr.count("error: recyclePods: not allowed to read or evict pods") == 1
 
     grant()
-    daemon.signal(signal.SIGHUP)
+    touch(setting["config"])
     new = replaced(core, ns, "web", pod)
     assert [r.name for r in new.spec.image_pull_secrets] == ["regcred"]
     assert daemon.metric("pods_recycled_total", mapping=MAPPING) == 1
