@@ -87,6 +87,7 @@ def pending_pods(bench: scenarios.Bench, *, namespaces: int, pods: int, qps: flo
     bench.admin.parallel(lambda i: _pending_pod(bench, namespaces, int(i)),
                          [str(i) for i in range(pods)], threads=16)
     pods_seconds = time.monotonic() - began
+    bench.write_config(refresh="30s")
     warm = bench.start_daemon("daemon-converge", qps=qps, burst=burst)
     try:
         warm.proc.wait_ready(timeout=120 + 4 * namespaces / qps)
