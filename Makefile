@@ -22,6 +22,7 @@ lint:
 
 schema:  ## regenerate config/schema.json from syncer/config.py
 	$(PYTHON) -m syncer.config > config/schema.json
+	$(PYTHON) tests/stack/helm.py values-schema  # the chart's copy of it
 
 demo: setup  ## run the daemon against the local real stack and narrate what it does
 	$(PYTHON) deploy/demo/demo.py

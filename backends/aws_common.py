@@ -203,9 +203,18 @@ class AwsBackend:
         self.settings = settings
         self._wall_clock = wall_clock  # compared with the assumed credentials' expiry
         # boto3's chain (AWS_DEFAULT_REGION, profile); AWS_REGION as the other SDKs read it.
-        region = boto3.session.Session(region_name=settings.region).region_name or os.environ.get(
-            "AWS_REGION"
-        )
+        try:
+            chain = boto3.session.Session(region_name=settings.region)
+        except botocore.exceptions.ProfileNotFound:
+            raise base.Misconfigured(
+                f"aws backend {name!r}: AWS profile {os.environ.get('AWS_PROFILE', '')!r} does "
+                "not exist (AWS_PROFILE / AWS_DEFAULT_PROFILE, or the config file)"
+            ) from None
+        except botocore.exceptions.BotoCoreError as exc:  # e.g. an unparsable ~/.aws/config
+            raise base.Misconfigured(
+                f"aws backend {name!r}: AWS configuration is not usable ({type(exc).__name__})"
+            ) from None
+        region = chain.region_name or os.environ.get("AWS_REGION")
         if not region:
             raise base.Misconfigured(
                 f"aws backend {name!r}: no region (set region, AWS_REGION, AWS_DEFAULT_REGION "

@@ -7,17 +7,20 @@ besides one re-login and re-read after a 403 with a login method: backoff is the
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import hvac
 import hvac.exceptions
 import pydantic
 import requests
+from pydantic_core import PydanticCustomError
 
 from backends import base, vault_auth
 
@@ -25,12 +28,8 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = (5.0, 10.0)  # seconds: connect, read
 
-_MODEL_CONFIG = vault_auth.MODEL_CONFIG
 
-
-class TLSSettings(pydantic.BaseModel):
-    model_config = _MODEL_CONFIG
-
+class TLSSettings(base.StrictBlock):
     ca_cert: str | None = pydantic.Field(
         default=None, description="PEM file of the CA that signed Vault's cert."
     )
@@ -39,10 +38,8 @@ class TLSSettings(pydantic.BaseModel):
     )
 
 
-class VaultSettings(pydantic.BaseModel):
+class VaultSettings(base.StrictBlock):
     """The ``backends.<name>`` block of ``type: vault`` (without ``type``)."""
-
-    model_config = _MODEL_CONFIG
 
     address: str | None = pydantic.Field(
         default=None, description="Vault URL (default: $VAULT_ADDR)."
@@ -54,16 +51,26 @@ class VaultSettings(pydantic.BaseModel):
     )
 
 
-class VaultRef(pydantic.BaseModel):
-    """The vault-specific keys of a ``credentials.<name>`` block."""
+def _kv_version(value: object) -> int:
+    # A strict Literal[1, 2] still takes True (== 1) and 2.0 (== 2).
+    if type(value) is not int or value not in (1, 2):
+        raise PydanticCustomError("config_kv_version", "expected 1 or 2")
+    return value
 
-    model_config = _MODEL_CONFIG
+
+KvVersion = Annotated[
+    int,
+    pydantic.PlainValidator(_kv_version),
+    pydantic.WithJsonSchema({"type": "integer", "enum": [1, 2]}),
+]
+
+
+class VaultRef(base.StrictBlock):
+    """The vault-specific keys of a ``credentials.<name>`` block."""
 
     mount: str = pydantic.Field(default="secret", min_length=1, description="KV mount path.")
     path: str = pydantic.Field(min_length=1, description="Secret path inside the mount.")
-    kv_version: Literal[1, 2] = pydantic.Field(
-        default=2, description="KV engine version of the mount."
-    )
+    kv_version: KvVersion = pydantic.Field(default=2, description="KV engine version of the mount.")
 
 
 # The one place where library errors become ours (statuses as in hvac VaultError.from_status).
@@ -131,6 +138,12 @@ class VaultBackend:
                     f"vault backend {name!r}: method token needs auth.tokenFile or $VAULT_TOKEN"
                 )
         self.address = address.rstrip("/")
+        if _cleartext(self.address):
+            log.warning(
+                "vault address uses plain http to a host that is not loopback: tokens would "
+                "travel in clear text (use https)",
+                extra={"backend": name},
+            )
         verify: bool | str = True
         if settings.tls.insecure_skip_verify:
             log.warning(
@@ -316,6 +329,26 @@ class VaultBackend:
     def _set_lease(self, lease: vault_auth.Lease) -> None:
         self._lease = lease
         self._client.token = lease.token
+
+
+def _cleartext(address: str) -> bool:
+    """Whether ``address`` is plain http to a host other than loopback (127.0.0.0/8, ::1)."""
+    try:
+        parts = urllib.parse.urlsplit(address)
+        host = parts.hostname or ""
+    except ValueError:
+        return False  # not a URL at all: hvac's first request says so
+    if parts.scheme.lower() != "http":
+        return False
+    if host.rstrip(".") == "localhost":
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a name other than localhost
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_loopback
 
 
 def _object(data: Any, what: str) -> Mapping[str, Any]:

@@ -14,13 +14,12 @@ from typing import Literal
 
 import pydantic
 from pydantic import alias_generators
+from pydantic.config import JsonDict, JsonValue
+from pydantic_core import PydanticCustomError
 
 from backends import base
 
 DEFAULT_JWT_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-MODEL_CONFIG = pydantic.ConfigDict(
-    extra="forbid", populate_by_name=True, alias_generator=alias_generators.to_camel
-)
 
 
 _METHOD_KEYS: dict[str, tuple[str, ...]] = {
@@ -39,10 +38,33 @@ def _camel(key: str) -> str:
     return alias_generators.to_camel(key)
 
 
-class AuthSettings(pydantic.BaseModel):
+def _method_rules() -> JsonDict:
+    """The rules of ``_fits_method`` as JSON Schema, so that config/schema.json states them too."""
+    rules: list[JsonValue] = []
+    for method, keys in _METHOD_KEYS.items():
+        required = [_camel(k) for k in _REQUIRED_KEYS[method]]
+        others = {_camel(k) for ks in _METHOD_KEYS.values() for k in ks} - {_camel(k) for k in keys}
+        condition: JsonDict = {"properties": {"method": {"const": method}}}
+        if method != "token":  # token is the default: it applies when method is absent too
+            condition["required"] = ["method"]
+        then: JsonDict = {
+            "properties": {
+                **{k: {"type": "null"} for k in sorted(others)},
+                **{k: {"type": "string", "minLength": 1} for k in required},
+            },
+        }
+        if required:
+            then["required"] = list[JsonValue](required)
+        rules.append({"if": condition, "then": then})
+    return {"allOf": rules}
+
+
+# Strict like every block of the file (base.StrictBlock): camelCase keys only, YAML booleans only
+# (no 'yes', 1 or "true"), numbers as numbers. The docstring below is the schema's description.
+class AuthSettings(base.StrictBlock):
     """How to obtain a token. Secret material comes from files or the environment, never inline."""
 
-    model_config = MODEL_CONFIG
+    model_config = pydantic.ConfigDict(json_schema_extra=_method_rules())
 
     method: Literal["token", "approle", "kubernetes"] = "token"  # first: the checks below use it
     token_file: str | None = pydantic.Field(
@@ -79,11 +101,15 @@ class AuthSettings(pydantic.BaseModel):
         method = info.data.get("method")
         if method is None or info.field_name is None:  # the method itself is invalid
             return value
+        # Error types starting with "config_" tell the loader that the message holds no value
+        # (so it is shown as written, not scrubbed).
         if not value and info.field_name in _REQUIRED_KEYS[method]:
             # a missing key has no location of its own in the file: name it in the message
-            raise ValueError(f"{_camel(info.field_name)} is required for method {method}")
+            raise PydanticCustomError(
+                "config_auth_required", f"{_camel(info.field_name)} is required for method {method}"
+            )
         if value is not None and info.field_name not in _METHOD_KEYS[method]:
-            raise ValueError(f"does not apply to method {method}")
+            raise PydanticCustomError("config_auth_method", f"does not apply to method {method}")
         return value
 
     @property

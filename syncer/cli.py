@@ -17,7 +17,17 @@ from typing import NoReturn
 
 import syncer
 from backends import base
-from syncer import config, credentials, observability, plan, settings
+from syncer import (
+    config,
+    credentials,
+    display,
+    observability,
+    plan,
+    progress,
+    publish,
+    recycle,
+    settings,
+)
 from syncer.kube import api, client, errors
 from syncer.reconcile import engine, evict, observe, uninstall
 
@@ -93,6 +103,14 @@ def _log_flags(p: argparse.ArgumentParser, *, default_format: str = "text") -> N
                    choices=["debug", "info", "warning", "error"])
 
 
+def _output_flags(p: argparse.ArgumentParser, *, quiet: bool) -> None:
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text lines, or JSON (docs/cli-output.md)")
+    if quiet:
+        p.add_argument("--quiet", action="store_true",
+                       help="print only errors and the summary, no line per write")
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="pullsecret-syncer", description=(
         "Sync container-registry credentials from Vault / AWS into dockerconfigjson Secrets "
@@ -115,8 +133,7 @@ def parser() -> argparse.ArgumentParser:
         one = sub.add_parser(name, help=text)
         one.add_argument("--config", required=True)
         _kube_flags(one)
-        if name == "plan":
-            one.add_argument("--output", choices=["text", "json"], default="text")
+        _output_flags(one, quiet=name == "sync")
         _log_flags(one)
 
     chk = sub.add_parser("check", help="validate the config (--connect: also read credentials)")
@@ -128,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     uni = sub.add_parser("uninstall", help="remove everything this tool wrote, cluster-wide")
     _kube_flags(uni)
     uni.add_argument("--dry-run", action="store_true", help="print what would be removed")
+    _output_flags(uni, quiet=True)
     _log_flags(uni)
 
     sub.add_parser("version", help="print the version")
@@ -166,6 +184,9 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"pullsecret-syncer {syncer.__version__}")
         return EXIT_OK
     observability.setup_logging(fmt=args.log_format, level=args.log_level)
+    if args.command in ("sync", "uninstall") and args.log_level != "debug":
+        # each applied write is printed on stdout; its info log line would say it twice
+        logging.getLogger("syncer.reconcile").setLevel(logging.WARNING)
     if args.command == "uninstall":
         return _guarded(lambda: _uninstall(args))
     try:
@@ -205,24 +226,38 @@ def _guarded(command: Callable[[], int]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _display(args: argparse.Namespace) -> display.Display:
+    """Per-write lines and progress of `sync`/`uninstall` (docs/cli-output.md)."""
+    return display.Display(command=args.command, fmt=args.output,
+                           quiet=getattr(args, "quiet", False),
+                           qps=args.kube_qps, burst=args.kube_burst)
+
+
 def _uninstall(args: argparse.Namespace) -> int:
     cluster = _connect(args)
+    out = _display(args)
     try:
-        report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=args.dry_run)
+        with out:
+            report = uninstall.run(cluster, metrics=observability.Metrics(),
+                                   dry_run=args.dry_run, on_planned=out.planned,
+                                   on_applied=out.applied)
     except errors.KubeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         cluster.close()
     shown = report.planned if args.dry_run else report.applied
-    for action in shown:
-        print(plan.describe(action))
+    if args.dry_run:
+        for action in shown:
+            out.listed(action)
     for failure in report.failures:
         print(f"error: {failure}", file=sys.stderr)
     accounts = sum(isinstance(a, plan.PatchServiceAccount) for a in shown)
     done = ("would unpatch", "would delete") if args.dry_run else ("unpatched", "deleted")
-    print(f"uninstall: {done[0]} {accounts} serviceaccounts, {done[1]} "
-          f"{len(shown) - accounts} secrets, {len(report.failures)} failed", file=sys.stderr)
+    out.summary(f"uninstall: {done[0]} {accounts} serviceaccounts, {done[1]} "
+                f"{len(shown) - accounts} secrets, {len(report.failures)} failed",
+                {"dry_run": args.dry_run, "serviceaccounts": accounts,
+                 "secrets": len(shown) - accounts, "failed": len(report.failures)})
     return EXIT_OK if not report.failures else EXIT_FAILED
 
 
@@ -240,6 +275,7 @@ def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool
             status = EXIT_FAILED
             continue
         print(f"ok   backend {name!r}: connected")
+    gate = publish.VerifyGate()
     for name in sorted(cfg.credentials):
         spec = cfg.credentials[name]
         try:
@@ -250,6 +286,11 @@ def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool
             continue
         print(f"ok   credential {name!r} ({spec.backend}): registries "
               f"{', '.join(sorted(auths))}")
+        for registry, outcome in gate.outcomes(spec, auths).items():
+            mark = {"ok": "ok  ", "rejected": "FAIL", "unreachable": "WARN"}[outcome.result]
+            print(f"{mark} verify {name!r} at {registry}: {outcome.result} ({outcome.detail})")
+            if outcome.result == "rejected":
+                status = EXIT_FAILED
     return status
 
 
@@ -264,19 +305,25 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
               *, dry_run: bool) -> int:
     metrics = observability.Metrics()
     cluster = _connect(args)
+    out = _display(args)  # `plan` writes nothing: its display shows nothing
     try:
-        readings = credentials.read_all(cfg, opened, metrics=metrics)
+        gate = publish.VerifyGate(metrics=metrics) if not dry_run else None
+        readings = credentials.read_all(cfg, opened, metrics=metrics, gate=gate)
         good = {n: r.auths for n, r in readings.items() if r.auths is not None}
         try:
             view = observe.observe(cluster, cfg)
         except errors.KubeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        eng = engine.Engine(cluster, metrics=metrics)
-        report = eng.reconcile(cfg, good, view, dry_run=dry_run)
+        with out:
+            eng = engine.Engine(cluster, metrics=metrics, on_planned=out.planned,
+                                on_applied=out.applied)
+            report = eng.reconcile(cfg, good, view, dry_run=dry_run)
         recycled = evict.one_shot(  # after the pass's writes, against what they left
             cluster, cfg, good, view, report.planned if dry_run else report.applied,
             metrics=metrics, found=eng.findings, dry_run=dry_run)
+        for eviction in recycled.evicted:
+            out.applied(eviction)  # its line, like every write of the pass
     finally:
         cluster.close()
     failed_creds = [r for r in readings.values() if r.error is not None]
@@ -286,6 +333,7 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
         else:
             for action in (*report.planned, *recycled.planned):
                 print(plan.describe(action))
+        sys.stdout.flush()  # the lines come before the stderr lines that follow, in a pipe too
     for reading in failed_creds:
         print(f"error: {reading.error}", file=sys.stderr)
     for failure in report.failures:
@@ -293,16 +341,26 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     for c in report.conflicts:
         print(f"conflict: secret {c.namespace}/{c.name} exists and is not managed by "
               f"pullsecret-syncer (mapping {c.mapping!r}); left alone", file=sys.stderr)
-    if not dry_run:
-        print(f"sync: {len(report.applied)} writes, {len(report.failures)} failed, "
-              f"{len(report.conflicts)} conflicts, {len(report.blocked)} blocked, "
-              f"{len(failed_creds)} credentials failing", file=sys.stderr)
     _report_recycling(recycled, dry_run=dry_run)
+    if dry_run:  # stdout stays the SPEC's action lines (or the JSON list)
+        print(progress.plan_summary(report.planned, conflicts=len(report.conflicts),
+                                    blocked=len(report.blocked), qps=args.kube_qps,
+                                    burst=args.kube_burst), file=sys.stderr)
+    else:
+        out.summary(
+            f"sync: {len(report.applied)} writes, {len(report.failures)} failed, "
+            f"{len(report.conflicts)} conflicts, {len(report.blocked)} blocked, "
+            f"{len(failed_creds)} credentials failing",
+            {"writes": len(report.applied), "failed": len(report.failures),
+             "conflicts": len(report.conflicts), "blocked": len(report.blocked),
+             "credentials_failing": len(failed_creds),
+             "actions": dict(progress.counts(report.applied)),
+             **({"pods": recycled.counts()} if recycle.enabled(cfg) else {})})
     return EXIT_OK if report.ok and recycled.ok and not failed_creds else EXIT_FAILED
 
 
 def _report_recycling(out: evict.Outcome, *, dry_run: bool) -> None:
-    """`recyclePods` after a pass (SPEC §5): errors, and for `sync` what was evicted."""
+    """`recyclePods` after a pass (SPEC §5): its errors, and for `sync` what it did."""
     if out.forbidden is not None:
         print(f"error: recyclePods: not allowed to read or evict pods ({out.forbidden}); add the "
               "recycle-pods RBAC component", file=sys.stderr)

@@ -13,106 +13,31 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydantic
 from pydantic_core import PydanticCustomError
 
 import backends
 from backends import base
-from syncer import configerrors, configmodels, dockerconfig, frozen
+from syncer import configerrors, configmodels, configschema, configvalues, configyaml, dockerconfig
 
 ConfigError = configerrors.ConfigError
 parse_duration = configmodels.parse_duration
-schema = configmodels.schema
+schema = configschema.schema
 
-# --- resolved values -----------------------------------------------------------------------------
-
-
-FrozenMap = frozen.FrozenMap
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """One ``matchExpressions`` term; ``values`` is empty for Exists/DoesNotExist."""
-
-    key: str
-    operator: str
-    values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSelector:
-    match_labels: Mapping[str, str] = field(default_factory=FrozenMap)
-    match_expressions: tuple[Requirement, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceSelection:
-    """Selected if names/patterns/selector matches and no ``exclude`` name or glob does."""
-
-    names: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    selector: LabelSelector | None = None
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Defaults:
-    refresh_interval: float = 60.0
-    secret_name: str = "regcred"  # noqa: S105 - a Secret name, not a secret
-    service_accounts: tuple[str, ...] = ("default",)
-    prune: bool = True
-    recycle_pods: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class BackendSpec:
-    """A ``backends.<name>`` block; ``settings`` is an instance of its plugin's settings_model."""
-
-    name: str
-    type: str
-    settings: pydantic.BaseModel = field(hash=False)  # plugin models need not be hashable
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialSpec:
-    """A ``credentials.<name>`` block with defaults applied; ``registry`` is normalized."""
-
-    name: str
-    backend: str
-    registry: str | None
-    fields: dockerconfig.FieldNames
-    refresh_interval: float
-    ref: base.CredentialRef = field(hash=False)
-
-
-@dataclass(frozen=True, slots=True)
-class MappingSpec:
-    """A mapping with defaults applied; ``service_accounts`` is names or ``("*",)`` (every one)."""
-
-    name: str
-    namespaces: NamespaceSelection
-    secret_name: str
-    credentials: tuple[str, ...]
-    service_accounts: tuple[str, ...]
-    adopt_existing: bool
-    prune: bool
-    recycle_pods: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """The whole file, resolved. ``path`` is absolute (for reloads)."""
-
-    path: Path
-    defaults: Defaults
-    backends: Mapping[str, BackendSpec]
-    credentials: Mapping[str, CredentialSpec]
-    mappings: tuple[MappingSpec, ...]
-
+# The resolved values live in syncer.configvalues; these names are the ones the rest of the code
+# uses (config.Config, config.CredentialSpec, …).
+FrozenMap = configvalues.FrozenMap
+Requirement = configvalues.Requirement
+LabelSelector = configvalues.LabelSelector
+NamespaceSelection = configvalues.NamespaceSelection
+Defaults = configvalues.Defaults
+VerifySpec = configvalues.VerifySpec
+BackendSpec = configvalues.BackendSpec
+CredentialSpec = configvalues.CredentialSpec
+MappingSpec = configvalues.MappingSpec
+Config = configvalues.Config
 
 # --- loading -------------------------------------------------------------------------------------
 
@@ -123,7 +48,7 @@ def load(
     """Read and validate the config file; raises :class:`ConfigError` listing every problem."""
     plugins = backends.plugins() if plugins is None else plugins
     problems = configerrors.Problems(os.fspath(path))
-    raw = configerrors.read_yaml(Path(path), problems)
+    raw = configyaml.read(Path(path), problems)
     if problems:
         raise ConfigError(problems.lines)
     if not isinstance(raw, dict):
@@ -257,8 +182,14 @@ def _load_credentials(
             problems.add((*where, "backend"), f"unknown backend {backend!r} {_known(declared)}")
         if not isinstance(backend, str) or backend not in backend_types:
             continue  # without a backend type, the backend-specific keys cannot be judged
+        type_name = backend_types[backend]
+        tokens = bool(getattr(plugins[type_name], "issues_tokens", False))
+        if tokens:
+            for key, why in configmodels.TOKEN_FORBIDDEN.items():
+                if key in block:
+                    problems.add((*where, key), f"not allowed for backend type {type_name}: {why}")
         options = problems.validate(
-            plugins[backend_types[backend]].ref_model,
+            plugins[type_name].ref_model,
             {k: v for k, v in block.items() if k not in configmodels.COMMON_KEYS},
             where,
             extra_allowed=configmodels.COMMON_KEYS,
@@ -275,8 +206,22 @@ def _load_credentials(
             ),
             refresh_interval=common.refresh_interval or defaults.refresh_interval,
             ref=base.CredentialRef(name=name, options=options),
+            verify=_verify_spec(common.verify),
+            issues_tokens=tokens,
         )
     return specs
+
+
+def _verify_spec(parsed: bool | configmodels.VerifyBlock | None) -> VerifySpec | None:
+    if parsed is None or parsed is False:
+        return None
+    if parsed is True:
+        return VerifySpec()
+    return VerifySpec(
+        ca_cert=parsed.ca_cert,
+        insecure_skip_verify=parsed.insecure_skip_verify,
+        plain_http=parsed.plain_http,
+    )
 
 
 def _load_mappings(

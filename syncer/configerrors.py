@@ -1,27 +1,28 @@
-"""Config problems as lines ``<file>: <key path>: <message>``: YAML reading and pydantic errors.
+"""Config problems as lines ``<file>: <key path>: <message>``; pydantic errors turned into them.
 
-Split from :mod:`syncer.config` to keep both small. Every message names a key path and what was
-expected; none contains the offending value (SPEC §7), so a password typed into the wrong key of
-the file never reaches a terminal or a log.
+Split from :mod:`syncer.config` to keep both small (YAML reading is :mod:`syncer.configyaml`).
+Every message names a key path and what was expected; none contains the offending value
+(SPEC §7), so a password typed into the wrong key of the file never reaches a terminal or a log.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import re
 import types
 import typing
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
-import yaml
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=pydantic.BaseModel)
 
+TRUSTED_PREFIX = "config_"  # error types whose messages never contain the input
+_MIN_SCRUBBED = 3  # shorter values occur in any sentence; hiding them would hide the sentence
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _EXPECTED = {
     "string_type": "expected a string",
@@ -152,42 +153,56 @@ def _user_loc(loc: Loc, data: Any, kind: str) -> Loc:
 
 
 def _message(error: Any) -> str:
+    """Our message for one pydantic error; only a plugin's own free text is scrubbed.
+
+    The fixed texts below and our validators' messages (error types starting with ``config_``)
+    never contain the input, so they are shown as they are: scrubbing them would mangle help
+    text (a value ``1m30`` would turn "such as … 1m30s" into "… <value hidden>s").
+    """
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error.get("input")
+    if kind.startswith(TRUSTED_PREFIX):
+        return str(error.get("msg", "invalid value"))
     if kind in _EXPECTED:
         message = _EXPECTED[kind]
-        if kind == "string_type" and isinstance(value, bool | int | float):
+        if kind == "string_type" and isinstance(value, bool | int | float | datetime.date):
             message += " (quote the value in YAML)"
-    elif kind in ("literal_error", "enum"):
-        message = f"expected {ctx.get('expected', 'one of the allowed values')}"
-    elif kind == "string_too_short":
+        return message
+    if kind in ("literal_error", "enum"):
+        return f"expected {ctx.get('expected', 'one of the allowed values')}"
+    if kind == "string_too_short":
         n = ctx.get("min_length", 1)
-        message = "must not be empty" if n == 1 else f"must be at least {n} characters"
-    elif kind == "string_too_long":
-        message = f"must be at most {ctx.get('max_length')} characters"
-    elif kind == "too_short":
-        message = f"must have at least {ctx.get('min_length')} item(s)"
-    elif kind == "too_long":
-        message = f"must have at most {ctx.get('max_length')} item(s)"
-    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return "must not be empty" if n == 1 else f"must be at least {n} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} item(s)"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bound = next(iter(ctx.values()), "?")
-        message = f"must be {kind.replace('_', ' ').replace(' equal', ' or equal to')} {bound}"
-    elif kind == "string_pattern_mismatch":
-        message = f"must match the pattern {ctx.get('pattern')}"
-    else:
-        message = str(error.get("msg", "invalid value"))
-        for prefix in ("Value error, ", "Assertion failed, "):
-            message = message.removeprefix(prefix)
-    return _scrub(message, value)
+        return f"must be {kind.replace('_', ' ').replace(' equal', ' or equal to')} {bound}"
+    if kind == "string_pattern_mismatch":
+        return f"must match the pattern {ctx.get('pattern')}"
+    # A plugin's validator wrote this text (ValueError, assert): it may quote the input.
+    message = str(error.get("msg", "invalid value"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return scrub(message, value)
 
 
-def _scrub(message: str, value: Any) -> str:
-    """Remove the offending value should a (plugin's) validator have put it into its message."""
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        text = str(value)
-        if len(text) >= 3 and text in message:
-            message = message.replace(text, "<value hidden>")
+def scrub(message: str, value: Any) -> str:
+    """``message`` without ``value`` in it, should a plugin's validator have put it there."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return message
+    text = str(value)
+    if len(text) < _MIN_SCRUBBED or text not in message:
+        return message
+    placeholder = "<value hidden>" if text not in "<value hidden>" else "…"
+    message = message.replace(text, placeholder)
+    while text in message:  # the placeholder and its neighbours spelled the value again
+        message = message.replace(text, "…")  # shorter each time: this ends
     return message
 
 
@@ -219,82 +234,28 @@ def _model_at(model: Any, loc: Loc) -> type[pydantic.BaseModel] | None:
             tp = fields[part].annotation
         elif origin in (list, tuple, set, frozenset, Sequence) or origin is dict:
             tp = typing.get_args(tp)[-1] if typing.get_args(tp) else Any
+        elif origin in (typing.Union, types.UnionType):
+            tp = _union_member(tp, part)
+            if tp is None:
+                return None
         else:
             return None
     tp = _unwrap(tp)
     return tp if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel) else None
 
 
+def _union_member(union: Any, tag: str | int) -> Any:
+    """The member of a union that pydantic's ``loc`` names (its Tag, or its class name)."""
+    for member in typing.get_args(union):
+        if typing.get_origin(member) is typing.Annotated:
+            tags = [m.tag for m in typing.get_args(member)[1:] if isinstance(m, pydantic.Tag)]
+            if tag in tags:
+                return member
+        inner = _unwrap(member)
+        if isinstance(inner, type) and inner.__name__ == tag:
+            return member
+    return None
+
+
 def _aliases(model: type[pydantic.BaseModel]) -> Iterable[str]:
     return ((f.alias or n) for n, f in model.model_fields.items())
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reports duplicate keys instead of silently keeping the last one."""
-
-    duplicates: list[tuple[int, int, str]]
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            if key in seen:
-                mark = key_node.start_mark
-                name = key if isinstance(key, str) else "(non-string key)"
-                loader.duplicates.append((mark.line + 1, mark.column + 1, name))
-            seen.add(key)
-        except TypeError:
-            pass  # an unhashable key: SafeLoader itself reports it
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_yaml(path: Path, problems: Problems) -> Any:
-    """The parsed document, or None after adding problems (missing file, syntax, duplicates)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.add("(file)", "not found")
-        return None
-    except IsADirectoryError:
-        problems.add("(file)", "is a directory, not a file")
-        return None
-    except UnicodeDecodeError:
-        problems.add("(file)", "is not valid UTF-8")
-        return None
-    except OSError as exc:
-        problems.add("(file)", f"cannot be read ({exc.strerror or type(exc).__name__})")
-        return None
-    loader = _Loader(text)
-    loader.duplicates = []
-    try:
-        document = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problems.add(where, f"invalid YAML: {_yaml_problem(exc.problem or exc.context)}")
-        return None
-    except (yaml.YAMLError, RecursionError):
-        problems.add("(file)", "invalid YAML")
-        return None
-    finally:
-        loader.dispose()
-    for line, column, key in loader.duplicates:
-        problems.add(f"line {line}, column {column}", f"duplicate key {key!r}")
-    return document
-
-
-def _yaml_problem(problem: str | None) -> str:
-    """PyYAML's description of a syntax problem, minus any quoted piece of the document."""
-    if not problem:
-        return "syntax error"
-    return re.sub(
-        r"'([^']*)'",
-        lambda m: m.group(0) if len(m.group(1)) <= 2 or m.group(1)[:1] == "<" else "'…'",
-        problem,
-    )

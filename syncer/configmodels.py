@@ -7,16 +7,21 @@ contain the offending value.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-import pydantic
-from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
-from pydantic.alias_generators import to_camel
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
-import backends
 from backends import base
 from syncer import dockerconfig
 
@@ -26,25 +31,45 @@ _DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|h|m|s))+$")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|h|m|s)")
 _NUMBER = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_HINT = "expected a duration such as 30s, 5m, 1h, 1m30s, 250ms or a number of seconds"
+MIN_DURATION = 1.0
+MAX_DURATION = 365 * 24 * 3600.0  # longer waits overflow the platform's timeouts
+_DURATION_HINT = "expected a duration such as 30s, 5m, 1h, 1m30s, 1500ms or a number of seconds"
+_DURATION_MIN_MSG = "must be at least 1s"
+_DURATION_MAX_MSG = "must be at most 8760h (365 days)"
+# For the schema: the grammar, and the strings certainly shorter than 1s (zero parts plus at most
+# one part below a second). A regular expression cannot add up parts, so the schema lets through
+# a few odd spellings under 1s ("0.5s0.4s", "0.0001h") that the loader refuses.
+_DURATION_GRAMMAR = r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|h|m|s))+$|^[0-9]+(?:\.[0-9]+)?$"
+_ZERO_PART = r"0+(?:\.0+)?(?:ms|h|m|s)"
+_SUB_PART = r"(?:0+(?:\.[0-9]+)?s|0*[0-9]{1,3}(?:\.[0-9]+)?ms)"
+_SUBSECOND = rf"^(?:{_ZERO_PART})*(?:{_SUB_PART}(?:{_ZERO_PART})*)?$|^0+(?:\.[0-9]+)?$"
 
 
 def parse_duration(value: str | float) -> float:
-    """Seconds in ``"30s"``, ``"5m"``, ``"1h"``, ``"1m30s"``, ``"250ms"`` or a bare number; > 0."""
+    """Seconds in ``"30s"``, ``"5m"``, ``"1h"``, ``"1m30s"``, ``"1500ms"`` or a bare number.
+
+    At least 1s and at most 365 days; ValueError (with a message that never quotes the value)
+    otherwise.
+    """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(_DURATION_HINT)
     if isinstance(value, str):
-        text = value.strip()
-        if _NUMBER.match(text):
-            seconds = float(text)
-        elif _DURATION.match(text):
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        if _NUMBER.match(value):
+            seconds = float(value)
+        elif _DURATION.match(value):
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
         else:
             raise ValueError(_DURATION_HINT)
+    elif isinstance(value, int):
+        seconds = (
+            float(value) if abs(value) <= MAX_DURATION else math.inf if value > 0 else -math.inf
+        )
     else:
-        seconds = float(value)
-    if not 0 < seconds < float("inf"):
-        raise ValueError("must be a duration greater than zero")
+        seconds = value
+    if not seconds >= MIN_DURATION:  # NaN too
+        raise ValueError(_DURATION_MIN_MSG)
+    if seconds > MAX_DURATION:
+        raise ValueError(_DURATION_MAX_MSG)
     return seconds
 
 
@@ -52,7 +77,7 @@ def _duration(value: Any) -> float:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise PydanticCustomError("duration", str(exc)) from None
+        raise PydanticCustomError("config_duration", str(exc)) from None
 
 
 def _format(pattern: str, max_length: int, message: str) -> Any:
@@ -60,7 +85,7 @@ def _format(pattern: str, max_length: int, message: str) -> Any:
 
     def check(value: str) -> str:
         if len(value) > max_length or not regex.match(value):
-            raise PydanticCustomError("name_format", message)
+            raise PydanticCustomError("config_name_format", message)
         return value
 
     return check
@@ -71,17 +96,24 @@ def _service_account(value: str) -> str:
 
 
 def _registry(value: str) -> str:
+    if value != value.strip():
+        raise PydanticCustomError("config_registry", "must not start or end with white space")
     try:
         return dockerconfig.normalize_registry(value)
     except dockerconfig.PayloadError:
-        raise PydanticCustomError("registry", "not a valid registry (host[:port][/path])") from None
+        raise PydanticCustomError("config_registry", dockerconfig.REGISTRY_HINT) from None
 
 
-_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_SUBDOMAIN_BODY = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_SUBDOMAIN = rf"^{_SUBDOMAIN_BODY}$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-_LABEL_NAME = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
-_LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-_OBJECT_NAME = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+_QUALIFIED_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+# Kubernetes' IsQualifiedName: [DNS subdomain of at most 253 characters "/"] name (at most 63).
+# Portable (the ECMA-262 and RE2 subset: no lookaround, no named groups), so editors and helm can
+# use the schema; the prefix's 253-character limit is checked by _label_key alone.
+_LABEL_KEY = rf"^({_SUBDOMAIN_BODY}/)?{_QUALIFIED_NAME}$"
+OBJECT_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 _SUBDOMAIN_MSG = (
     "must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', starting and ending "
     "with a letter or digit, at most 253 characters"
@@ -90,8 +122,30 @@ OBJECT_NAME_MSG = (
     "invalid name: use letters, digits, '.', '_' and '-', starting and ending with a letter or "
     "digit, at most 63 characters"
 )
+_LABEL_NAME_RULE = (
+    "at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+)
 _check_subdomain = _format(_SUBDOMAIN, 253, _SUBDOMAIN_MSG)
-check_object_name = _format(_OBJECT_NAME, 63, OBJECT_NAME_MSG)
+check_object_name = _format(OBJECT_NAME_PATTERN, 63, OBJECT_NAME_MSG)
+_full_name = re.compile(rf"^{_QUALIFIED_NAME}$")
+_full_subdomain = re.compile(_SUBDOMAIN)
+
+
+def _label_key(value: str) -> str:
+    """A label key as Kubernetes validates it (``IsQualifiedName``), one message per rule."""
+    prefix, slash, name = value.rpartition("/")
+    if "/" in prefix:
+        message = "must be a label key: [prefix/]name with at most one '/'"
+    elif slash and not (len(prefix) <= 253 and _full_subdomain.match(prefix)):
+        message = (
+            "must be a label key: the prefix before '/' must be a DNS-1123 subdomain (lower-case "
+            "letters, digits, '-' and '.') of at most 253 characters"
+        )
+    elif not _full_name.match(name):
+        message = f"must be a label key: the name must be {_LABEL_NAME_RULE}"
+    else:
+        return value
+    raise PydanticCustomError("config_label_key", message)
 
 
 def _schema(pattern: str, max_length: int) -> WithJsonSchema:
@@ -106,11 +160,12 @@ Duration = Annotated[
             "anyOf": [
                 {
                     "type": "string",
-                    "pattern": r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$|^[0-9]+(\.[0-9]+)?$",
+                    "pattern": _DURATION_GRAMMAR,
+                    "not": {"pattern": _SUBSECOND},
                 },
-                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "minimum": MIN_DURATION, "maximum": MAX_DURATION},
             ],
-            "description": "A duration: 30s, 5m, 1h, 1m30s, 250ms, or a number of seconds.",
+            "description": "A duration of at least 1s: 30s, 5m, 1h, 1m30s, 1500ms, or seconds.",
         }
     ),
 ]
@@ -123,37 +178,87 @@ NamespaceName = Annotated[
 ServiceAccountName = Annotated[
     str,
     AfterValidator(_service_account),
-    WithJsonSchema({"anyOf": [{"const": "*"}, {"type": "string", "pattern": _SUBDOMAIN}]}),
+    WithJsonSchema(
+        {"anyOf": [{"const": "*"}, {"type": "string", "pattern": _SUBDOMAIN, "maxLength": 253}]}
+    ),
 ]
-LabelKey = Annotated[
-    str,
-    AfterValidator(_format(_LABEL_KEY, 317, "must be a label key ([prefix/]name)")),
-    _schema(_LABEL_KEY, 317),
-]
+_LABEL_KEY_SCHEMA = {"type": "string", "pattern": _LABEL_KEY, "maxLength": 317}
+_LABEL_VALUE_SCHEMA = {"type": "string", "pattern": _LABEL_VALUE, "maxLength": 63}
+LabelKey = Annotated[str, AfterValidator(_label_key), WithJsonSchema(_LABEL_KEY_SCHEMA)]
 LabelValue = Annotated[
     str,
-    AfterValidator(_format(_LABEL_NAME, 63, "must be a label value (at most 63 characters)")),
-    _schema(_LABEL_NAME, 63),
+    AfterValidator(
+        _format(_LABEL_VALUE, 63, f"must be a label value: empty or {_LABEL_NAME_RULE}")
+    ),
+    WithJsonSchema(_LABEL_VALUE_SCHEMA),
 ]
-ObjectName = Annotated[str, AfterValidator(check_object_name), _schema(_OBJECT_NAME, 63)]
+MatchLabels = Annotated[
+    dict[LabelKey, LabelValue],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": _LABEL_KEY_SCHEMA,
+            "additionalProperties": _LABEL_VALUE_SCHEMA,
+        }
+    ),
+]
+ObjectName = Annotated[str, AfterValidator(check_object_name), _schema(OBJECT_NAME_PATTERN, 63)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Registry = Annotated[
-    str, AfterValidator(_registry), WithJsonSchema({"type": "string", "minLength": 1})
+    str,
+    AfterValidator(_registry),
+    WithJsonSchema({"type": "string", "pattern": dockerconfig.REGISTRY_PATTERN}),
 ]
 
 # --- the file's models (parsing only; the rest of the code sees the dataclasses below) -----------
 
 
-class Block(pydantic.BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, validate_by_name=False
-    )
+class Block(base.StrictBlock):
+    """A block of the file: camelCase keys only, no unknown keys, no coercion, immutable. The
+    backends' models derive from the same ``base.StrictBlock``: one spelling, strict types."""
+
+
+# Rules between keys that syncer.config checks, also stated in the schema (JSON Schema can say
+# these; references between blocks it cannot).
+_STAR_ALONE: dict[str, Any] = {
+    "if": {"type": "array", "contains": {"const": "*"}},
+    "then": {"maxItems": 1},
+}
+_VALUES_BY_OPERATOR: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"operator": {"enum": ["In", "NotIn"]}}, "required": ["operator"]},
+            "then": {
+                "properties": {"values": {"type": "array", "minItems": 1}},
+                "required": ["values"],
+            },
+        },
+        {
+            "if": {
+                "properties": {"operator": {"enum": ["Exists", "DoesNotExist"]}},
+                "required": ["operator"],
+            },
+            "then": {"properties": {"values": {"maxItems": 0}}},
+        },
+    ]
+}
+_SOME_SELECTION: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"names": {"minItems": 1}}, "required": ["names"]},
+        {"properties": {"patterns": {"minItems": 1}}, "required": ["patterns"]},
+        {"properties": {"selector": {"type": "object"}}, "required": ["selector"]},
+    ]
+}
 
 
 class DefaultsBlock(Block):
-    refresh_interval: Duration = Field(60.0, description="How often each credential is read.")
+    refresh_interval: Duration = Field(
+        60.0, description="How often each credential is read (token credentials: by expiry)."
+    )
     secret_name: DnsSubdomain = "regcred"  # noqa: S105 - a Secret name, not a secret
-    service_accounts: list[ServiceAccountName] = Field(default_factory=lambda: ["default"])
+    service_accounts: list[ServiceAccountName] = Field(
+        default_factory=lambda: ["default"], json_schema_extra=_STAR_ALONE
+    )
     prune: bool = Field(True, description="Remove what we manage when a namespace stops matching.")
     recycle_pods: bool = Field(False, description="Evict Pods stuck pulling without the Secret.")
 
@@ -164,25 +269,65 @@ class FieldsBlock(Block):
     email: NonEmpty = "email"
 
 
+class VerifyBlock(Block):
+    ca_cert: NonEmpty | None = Field(None, description="PEM file of the registry's CA.")
+    insecure_skip_verify: bool = Field(False, description="Skip TLS verification (warned).")
+    plain_http: bool = Field(False, description="Talk to the registry over plain http.")
+
+
+def _verify_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    return "block" if isinstance(value, dict) else None
+
+
+Verify = Annotated[
+    Annotated[bool, Tag("bool")] | Annotated[VerifyBlock, Tag("block")],
+    Discriminator(
+        _verify_kind,
+        custom_error_type="config_verify",
+        custom_error_message="expected true, false or a mapping (caCert, insecureSkipVerify, "
+        "plainHttp)",
+    ),
+]
+
+
 class CredentialBlock(Block):
     backend: str = Field(description="Name of a block under `backends`.")
     registry: Registry | None = Field(None, description="Registry of basic credentials.")
     fields: FieldsBlock | None = Field(None, description="Payload key names of basic credentials.")
     refresh_interval: Duration | None = None
+    verify: Verify | None = Field(
+        None, description="Log in to the registry before publishing a new value."
+    )
+
+
+# Keys of CredentialBlock that a credential of a token-issuing backend must not set: its
+# registry is the token's proxyEndpoint, and it is renewed by expiry (renewBefore).
+TOKEN_FORBIDDEN = {
+    "registry": "the registry is the host of the token's proxyEndpoint",
+    "refreshInterval": (
+        "token credentials are renewed by expiry (renewBefore), not on an interval"
+    ),
+}
 
 
 class RequirementBlock(Block):
+    model_config = ConfigDict(json_schema_extra=_VALUES_BY_OPERATOR)
+
     key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[LabelValue] | None = None
 
 
 class SelectorBlock(Block):
-    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    match_labels: MatchLabels = Field(default_factory=dict)
     match_expressions: list[RequirementBlock] = Field(default_factory=list)
 
 
 class NamespacesBlock(Block):
+    model_config = ConfigDict(json_schema_extra=_SOME_SELECTION)
+
     names: list[NamespaceName] = Field(default_factory=list)
     patterns: list[NonEmpty] = Field(default_factory=list, description="Shell-style globs.")
     selector: SelectorBlock | None = None
@@ -193,8 +338,11 @@ class MappingBlock(Block):
     name: ObjectName
     namespaces: NamespacesBlock
     secret_name: DnsSubdomain | None = None
-    credentials: list[str] = Field(description="Credential names, merged in this order.")
-    service_accounts: list[ServiceAccountName] | None = None
+    credentials: list[str] = Field(
+        description="Credential names, merged in this order.",
+        json_schema_extra={"minItems": 1, "uniqueItems": True},
+    )
+    service_accounts: list[ServiceAccountName] | None = Field(None, json_schema_extra=_STAR_ALONE)
     adopt_existing: bool = False
     prune: bool | None = None
     recycle_pods: bool | None = Field(
@@ -204,68 +352,3 @@ class MappingBlock(Block):
 
 TOP_LEVEL = ("version", "defaults", "backends", "credentials", "mappings")
 COMMON_KEYS = tuple(f.alias or n for n, f in CredentialBlock.model_fields.items())
-
-
-# --- JSON Schema ---------------------------------------------------------------------------------
-
-
-def schema(*, plugins: Mapping[str, base.BackendPlugin] | None = None) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the config file, with every plugin's blocks."""
-    plugins = backends.plugins() if plugins is None else plugins
-    backend_models: list[Any] = []
-    credential_models: list[Any] = []
-    common: dict[str, Any] = {n: (f.annotation, f) for n, f in CredentialBlock.model_fields.items()}
-    for type_name, plugin in sorted(plugins.items()):
-        stem = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", type_name))
-        backend_models.append(
-            pydantic.create_model(
-                f"{stem}Backend",
-                __base__=plugin.settings_model,
-                type=(Literal[type_name], Field(alias="type", description="Backend type.")),
-            )
-        )
-        credential_models.append(
-            pydantic.create_model(f"{stem}Credential", __base__=plugin.ref_model, **common)
-        )
-    file_model = pydantic.create_model(
-        "PullsecretSyncerConfig",
-        __base__=Block,
-        version=(Literal[1], Field(description="Format version; must be 1.")),
-        defaults=(DefaultsBlock | None, None),
-        backends=(_named(backend_models), Field(description="Backend blocks by name.")),
-        credentials=(_named(credential_models), Field(description="Credential blocks by name.")),
-        mappings=(list[MappingBlock], ...),
-    )
-    document: dict[str, Any] = _untitled(file_model.model_json_schema(by_alias=True))
-    for section in ("backends", "credentials"):
-        document["properties"][section]["propertyNames"] = {
-            "pattern": _OBJECT_NAME,
-            "maxLength": 63,
-        }
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "pullsecret-syncer configuration"
-    return document
-
-
-def _untitled(node: Any) -> Any:
-    """The schema without pydantic's generated titles ("Refreshinterval"), which only add noise."""
-    if isinstance(node, list):
-        return [_untitled(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {}
-    for key, value in node.items():
-        if key in ("properties", "$defs", "patternProperties"):
-            out[key] = {name: _untitled(sub) for name, sub in value.items()}
-        elif key != "title" or not isinstance(value, str):
-            out[key] = _untitled(value)
-    return out
-
-
-def _named(models: list[Any]) -> Any:
-    """``dict[name, Union[models]]`` (anyOf in the schema)."""
-    union: Any = models[0] if models else dict[str, Any]
-    for model in models[1:]:
-        union = union | model
-    generic: Any = dict
-    return generic[str, union]  # names: `propertyNames` added by schema()

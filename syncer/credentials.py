@@ -15,7 +15,7 @@ import tenacity
 
 import backends
 from backends import base
-from syncer import config, dockerconfig, observability
+from syncer import config, dockerconfig, observability, renewal
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ def open_backends(
             opened[name] = known[spec.type].factory(name, spec.settings)
         except base.BackendError as exc:
             problems.append(f"{cfg.path}: backends.{name}: {exc}")
+        except Exception as exc:  # a plugin's own bug or an environment it did not expect
+            problems.append(f"{cfg.path}: backends.{name}: the backend could not be set up "
+                            f"({type(exc).__name__})")
     if problems:
         close_backends(opened)
         raise config.ConfigError(problems)
@@ -73,16 +76,40 @@ def used(cfg: config.Config) -> set[str]:
     return {c for m in cfg.mappings for c in m.credentials}
 
 
-def read(spec: config.CredentialSpec, backend: base.Backend) -> dockerconfig.Auths:
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One credential's value: its registry auths and, for a token, when it expires."""
+
+    auths: dockerconfig.Auths = field(repr=False)
+    expires_at: float | None = None  # Unix seconds (token credentials only)
+
+
+def fetch(spec: config.CredentialSpec, backend: base.Backend) -> Fetched:
     """Fetch and parse one credential; raises CredentialError only."""
     try:
         payload = backend.fetch(spec.ref)
     except base.BackendError as exc:
         raise CredentialError(spec.name, str(exc), retryable=exc.retryable) from exc
     try:
-        return dockerconfig.parse_payload(payload.data, fields=spec.fields, registry=spec.registry)
+        auths = dockerconfig.parse_payload(payload.data, fields=spec.fields,
+                                           registry=spec.registry)
     except dockerconfig.PayloadError as exc:
         raise CredentialError(spec.name, f"invalid payload: {exc}") from exc
+    return Fetched(auths, payload.expires_at)
+
+
+def check_token(name: str, fetched: Fetched, *, now: float) -> None:
+    """An expired token is never published: one that arrives expired (or in its last minute)
+    is a failed read."""
+    if fetched.expires_at is None or not renewal.publishable(
+            now=now, fetched_at=now, expires_at=fetched.expires_at):
+        raise CredentialError(name, "the backend issued a token that is already expired or "
+                                    "about to")
+
+
+def read(spec: config.CredentialSpec, backend: base.Backend) -> dockerconfig.Auths:
+    """Fetch and parse one credential, value only; raises CredentialError only."""
+    return fetch(spec, backend).auths
 
 
 def read_all(
@@ -93,8 +120,11 @@ def read_all(
     names: set[str] | None = None,
     attempts: int = 3,
     clock: Callable[[], float] = time.time,
+    gate: Callable[[config.CredentialSpec, dockerconfig.Auths], bool] | None = None,
 ) -> dict[str, Reading]:
-    """Read each (used) credential exactly once, with a short retry for transient failures."""
+    """Read each (used) credential exactly once, with a short retry for transient failures.
+    `gate` (registry verification) may refuse a value: the credential then counts as failed,
+    so the Secrets that use it keep their last published content."""
     wanted = sorted(used(cfg) if names is None else names & used(cfg))
     out: dict[str, Reading] = {}
     for name in wanted:
@@ -102,12 +132,17 @@ def read_all(
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, CredentialError) and e.retryable),
-            wait=tenacity.wait_random_exponential(multiplier=0.5, max=4.0),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=4.0) + tenacity.wait_random(0, 0.5),
             stop=tenacity.stop_after_attempt(attempts),
             reraise=True,
         )
         try:
-            auths = retrying(read, spec, opened[spec.backend])
+            fetched = retrying(fetch, spec, opened[spec.backend])
+            if spec.issues_tokens:
+                check_token(name, fetched, now=clock())
+            auths = fetched.auths
+            if gate is not None and not gate(spec, auths):
+                raise CredentialError(name, "a registry rejected it (verify); nothing published")
         except CredentialError as exc:
             log.error("credential read failed", extra={"credential": name, "error": str(exc)})
             if metrics:

@@ -18,12 +18,24 @@ from syncer import frozen
 
 DOCKER_HUB = "https://index.docker.io/v1/"
 _DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_HOST = re.compile(
-    r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"
-    r"(?::[0-9]{1,5})?$"
+# host[:port][/path] with an optional http(s) scheme. A host label may hold `*` globs, as the
+# kubelet matches each label with filepath.Match (`*.example.com`, `*.*.example.com`); a host made
+# of globs only would match nearly every image and is refused.
+_LABEL = r"[A-Za-z0-9*](?:[-A-Za-z0-9*]*[A-Za-z0-9*])?"
+_SEGMENT = r"[A-Za-z0-9._~-]+"
+# Portable (no lookaround, no named groups: the ECMA-262 and RE2 subset), as it also goes into
+# config/schema.json; a host of globs only is refused in code.
+REGISTRY_PATTERN = (
+    r"^(?:[Hh][Tt][Tt][Pp][Ss]?://)?"
+    rf"({_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(:[0-9]{{1,5}})?"
+    rf"(/+(?:{_SEGMENT}(?:/{_SEGMENT})*)?/*)?$"
 )
-_PATH = re.compile(r"^[A-Za-z0-9._~/-]*$")
+REGISTRY_HINT = "not a valid registry: [https://]host[:port][/path], host may hold * globs"
+_REGISTRY = re.compile(REGISTRY_PATTERN)
+KNOWN_FIELDS = frozenset(
+    {"auth", "username", "password", "email", "identitytoken", "registrytoken", "serveraddress"}
+)
+_TOKEN_FIELDS = ("identitytoken", "registrytoken")
 
 
 class PayloadError(ValueError):
@@ -64,26 +76,34 @@ Auths: TypeAlias = Mapping[str, Mapping[str, str]]
 
 
 def normalize_registry(registry: str) -> str:
-    """The key a registry has in ``auths``: Docker Hub's canonical URL, else host[:port][/path].
+    """The key a registry has in ``auths``, as the kubelet will match it.
 
-    The scheme and trailing slashes are dropped and the host is lower-cased; every spelling of
-    Docker Hub (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``, with or without
-    scheme and ``/v1/``) becomes ``https://index.docker.io/v1/``.
+    The kubelet (``pkg/credentialprovider/keyring.go``) drops an ``http(s)://`` scheme, treats a
+    leading ``/v1/`` or ``/v2/`` path as the host itself, and matches host labels as globs; its
+    Docker Hub credentials live under ``index.docker.io``. So: every spelling of Docker Hub
+    (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``, with or without ``:443``, scheme
+    or path) becomes ``https://index.docker.io/v1/``; others become ``host[:port][/path]`` with the
+    host lower-cased, no scheme, no trailing slash, and a bare ``/v1`` or ``/v2`` path dropped
+    (``https://harbor.example.com/v2/`` -> ``harbor.example.com``). Surrounding white space is
+    ignored (payloads); the config's ``registry`` refuses it before calling this.
     """
     if not isinstance(registry, str):
         raise PayloadError("registry must be a string")
     text = registry.strip()
     if not text:
         raise PayloadError("registry is empty")
-    text = _SCHEME.sub("", text)
-    host, slash, path = text.partition("/")
-    host = host.lower()
-    path = path.strip("/")
-    if not _HOST.match(host) or (slash and not _PATH.match(path)) or "//" in path:
-        raise PayloadError("registry is not a valid host[:port][/path]")
-    if host in _DOCKER_HUB_HOSTS:
+    match = _REGISTRY.match(text)
+    if match is None:
+        raise PayloadError("registry is not a valid [https://]host[:port][/path]")
+    host, port = match[1].lower(), match[2] or ""
+    path = (match[3] or "").strip("/")
+    if not host.strip("*."):
+        raise PayloadError("registry is not a valid [https://]host[:port][/path]")
+    if host in _DOCKER_HUB_HOSTS and port in ("", ":443"):
         return DOCKER_HUB
-    return f"{host}/{path}" if path else host
+    if path in ("v1", "v2"):
+        path = ""
+    return f"{host}{port}/{path}" if path else f"{host}{port}"
 
 
 def parse_payload(data: Mapping[str, object], *, fields: FieldNames, registry: str | None) -> Auths:
@@ -174,7 +194,7 @@ def _auths_of_docker_config(document: Mapping[str, Any]) -> Auths:
         except PayloadError:
             # An unparsable key is not known to be a registry name: do not echo it.
             raise PayloadError(
-                "'auths' has a key that is not a registry (host[:port][/path])"
+                "'auths' has a key that is not a registry ([https://]host[:port][/path])"
             ) from None
         where = f"'auths' entry {key!r}"
         if key in result:
@@ -188,8 +208,10 @@ def _docker_entry(raw: object, *, where: str) -> dict[str, str]:
         raise PayloadError(f"{where} must be an object")
     entry: dict[str, str] = {}
     for name, value in raw.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise PayloadError(f"{where}: field {str(name)!r} must be a string")
+        if not isinstance(value, str) or not isinstance(name, str):
+            # An unknown key may be a value pasted in the wrong place: name known keys only.
+            shown = f"field {name!r}" if name in KNOWN_FIELDS else "a field that is not a known one"
+            raise PayloadError(f"{where}: {shown} must be a string")
         entry[name] = value
     if "auth" in entry:
         _check_auth(entry["auth"], where=where)
@@ -200,19 +222,25 @@ def _docker_entry(raw: object, *, where: str) -> dict[str, str]:
             username_field="username",
             where=f"{where}: ",
         )
-    elif not entry.get("identitytoken") and not entry.get("registrytoken"):
+    elif any(entry.get(name) for name in _TOKEN_FIELDS):
         raise PayloadError(
-            f"{where} has no credentials (needs 'auth', 'username' and 'password', "
-            "'identitytoken' or 'registrytoken')"
+            f"{where}: the kubelet does not use identitytoken/registrytoken; store username and "
+            "password or auth"
+        )
+    else:
+        raise PayloadError(
+            f"{where} has no credentials (needs 'auth', or 'username' and 'password')"
         )
     return entry
 
 
 def _check_auth(auth: str, *, where: str) -> None:
-    if not auth.strip():
+    """``auth`` must decode as the kubelet decodes it: base64 (padded or not) of ``user:pass``."""
+    text = auth.strip()
+    if not text:
         raise PayloadError(f"{where}: field 'auth' is empty")
     try:
-        decoded = base64.b64decode(auth, validate=True).decode("utf-8")
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         raise PayloadError(f"{where}: field 'auth' is not base64 of 'username:password'") from None
     if ":" not in decoded:

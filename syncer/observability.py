@@ -17,8 +17,8 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 PREFIX = "pullsecret_syncer_"
-LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "error", "backend",
-            "retry_in")
+LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "registry", "error",
+            "backend", "retry_in", "done", "total", "left_seconds")
 
 
 class Metrics:

@@ -42,6 +42,8 @@ import requests
 import requests.auth
 import urllib3.exceptions
 
+import syncer
+
 log = logging.getLogger(__name__)
 
 Result = Literal["ok", "rejected", "unreachable"]
@@ -131,6 +133,9 @@ def _rejected(detail: str) -> _Stop:
 
 def _unreachable(detail: str) -> _Stop:
     return _Stop(Outcome("unreachable", detail))
+
+
+USER_AGENT = f"pullsecret-syncer/{syncer.__version__} (registry login check)"
 
 
 def check(
@@ -251,7 +256,7 @@ def _get(http: requests.Session, url: str, *, auth: str | None, options: Options
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
         return http.get(url, params=params, auth=_HeaderAuth(auth), timeout=(timeout, timeout),
                         verify=verify, allow_redirects=False, stream=stream,
-                        headers={"Accept": "application/json"})
+                        headers={"Accept": "application/json", "User-Agent": USER_AGENT})
 
 
 def _unexpected(status: int, *, what: str, api: bool = False) -> _Stop:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from syncer import config, desired, dockerconfig, model, observability, plan
@@ -41,12 +41,14 @@ class Engine:
     def __init__(self, cluster: api.ClusterAPI, *, metrics: observability.Metrics,
                  clock: Callable[[], float] = time.monotonic,
                  cache: apply.Cache | None = None,
-                 on_applied: Callable[[plan.Action], None] | None = None) -> None:
+                 on_applied: Callable[[plan.Action], None] | None = None,
+                 on_planned: Callable[[Sequence[plan.Action]], None] | None = None) -> None:
         self.metrics = metrics
         self.findings = findings.Findings(cluster, metrics=metrics, clock=clock)
         self._applier = apply.Applier(cluster, metrics=metrics, cache=cache or apply.NoCache(),
                                       on_replaced=self._replaced)
         self._on_applied = on_applied or (lambda action: None)
+        self._on_planned = on_planned or (lambda actions: None)  # before a pass's first write
 
     def _replaced(self, action: plan.ReplaceSecret, uid: str) -> None:
         self.findings.secret_replaced(action, new_uid=uid)
@@ -63,6 +65,7 @@ class Engine:
                         blocked=list(the_plan.blocked))
         self._report_findings(want, the_plan, view, dry_run=dry_run)
         if not dry_run:
+            self._on_planned(the_plan.actions)
             self._apply(want, view, the_plan.actions, report, proceed)
             self._count_managed(cfg, view, report)  # the view holds every managed Secret
         return report

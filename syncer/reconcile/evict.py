@@ -94,6 +94,10 @@ class Outcome:
     def ok(self) -> bool:
         return not self.failures and self.forbidden is None
 
+    def counts(self) -> dict[str, int]:
+        return {"evicted": len(self.evicted), "refused": len(self.refused),
+                "deferred": len(self.deferred), "warned": len(self.warned)}
+
     def retry(self, namespace: str, seconds: float) -> None:
         self.later[namespace] = min(self.later.get(namespace, seconds), seconds)
 

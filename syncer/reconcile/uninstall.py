@@ -1,15 +1,16 @@
 """`pullsecret-syncer uninstall`: remove everything this tool wrote, cluster-wide, no config.
 
-Reads with three lists, then applies `plan.uninstall` with the same race-safe writes as a pass:
+Reads with two lists, then applies `plan.uninstall` with the same race-safe writes as a pass:
 a ServiceAccount changed meanwhile is re-read (other writers' entries stay), a Secret changed
-meanwhile is deleted only if it still carries our label. Running it twice does nothing the
-second time.
+meanwhile is deleted only if it still carries our label, and a Secret whose ServiceAccount could
+not be unpatched is kept (no ServiceAccount is left pointing at a deleted Secret). Running it
+twice does nothing the second time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from syncer import model, observability, plan
 from syncer.kube import api, errors
@@ -38,17 +39,25 @@ def _still_ours(action: plan.SecretAction, fresh: model.Secret | None) -> plan.S
 
 
 def run(cluster: api.ClusterAPI, *, metrics: observability.Metrics, dry_run: bool,
-        on_applied: Callable[[plan.Action], None] | None = None) -> engine.Report:
+        on_applied: Callable[[plan.Action], None] | None = None,
+        on_planned: Callable[[Sequence[plan.Action]], None] | None = None) -> engine.Report:
     view = observe(cluster)
     actions = plan.uninstall(view)
     report = engine.Report(planned=list(actions))
     if dry_run:
         return report
+    if on_planned is not None:
+        on_planned(actions)
     applier = apply.Applier(cluster, metrics=metrics, cache=apply.NoCache(),
                             on_replaced=lambda action, uid: None)
     done = on_applied or (lambda action: None)
+    still_referenced: set[tuple[str, str]] = set()  # Secrets a ServiceAccount may still list
     for action in actions:
         ns, name = plan.where(action)
+        if not isinstance(action, plan.PatchServiceAccount) and (ns, name) in still_referenced:
+            report.failures.append(f"secret {ns}/{name}: kept, a ServiceAccount that lists it "
+                                   "could not be unpatched")
+            continue
         try:
             if isinstance(action, plan.PatchServiceAccount):
                 observed = view.service_accounts[ns][name]
@@ -61,6 +70,8 @@ def run(cluster: api.ClusterAPI, *, metrics: observability.Metrics, dry_run: boo
         except errors.NotFound:
             continue  # gone meanwhile: nothing left to undo
         except errors.KubeError as exc:
+            if isinstance(action, plan.PatchServiceAccount):
+                still_referenced.update((ns, secret) for secret in action.remove)
             report.failures.append(str(exc))
             log.error("write failed", extra={"namespace": ns, "object": name,
                                              "action": action.verb, "error": str(exc)})

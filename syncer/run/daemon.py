@@ -15,11 +15,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from backends import base
-from syncer import config, credentials, observability, settings
+from syncer import config, credentials, observability, plan, progress, publish, settings
 from syncer.kube import api, errors
 from syncer.reconcile import engine, observe
 from syncer.run import informer, leader, loops, queue, recycler, refresher
@@ -48,7 +48,8 @@ class Daemon:
                  open_backends: OpenBackends = credentials.open_backends,
                  clock: Callable[[], float] = time.monotonic,
                  watch_timeout: int = informer.WATCH_TIMEOUT_SECONDS,
-                 poll_interval: float = CONFIG_POLL_SECONDS) -> None:
+                 poll_interval: float = CONFIG_POLL_SECONDS,
+                 progress_interval: float = progress.INTERVAL) -> None:
         self.settings = run
         self.cfg = cfg
         self.cluster = cluster
@@ -64,9 +65,14 @@ class Daemon:
         self.caches = informer.Caches(cluster, on_change=self._changed, stop=self.stop,
                                       watch_timeout=watch_timeout)
         self.engine = engine.Engine(cluster, metrics=self.metrics, clock=clock,
-                                    cache=self.caches)
-        self.refresher = refresher.Refresher(metrics=self.metrics, on_change=self._on_rotation,
-                                             stop=self.stop, clock=clock)
+                                    cache=self.caches, on_planned=self._pass_planned,
+                                    on_applied=self._pass_applied)
+        self._progress_interval = progress_interval
+        self._full_pass = False
+        self._progress: progress.Periodic | None = None  # of the full pass running now
+        self.refresher = refresher.Refresher(
+            metrics=self.metrics, on_change=self._on_rotation, stop=self.stop, clock=clock,
+            gate=publish.VerifyGate(metrics=self.metrics))
         self.refresher.configure(cfg, self.backends)
         self.recycler = recycler.Recycler(
             cluster, metrics=self.metrics, stop=self.stop, view=self.caches.view,
@@ -177,10 +183,16 @@ class Daemon:
         if more is not None:
             full = full or more[0]
             namespaces |= more[1]
-        report = self.engine.reconcile(
-            self.cfg, self.refresher.values(), self.caches.view(),
-            scope=None if full else namespaces,
-            proceed=lambda: not self.stop.is_set() and self.leading())
+        self._full_pass = full
+        try:
+            report = self.engine.reconcile(
+                self.cfg, self.refresher.values(), self.caches.view(),
+                scope=None if full else namespaces,
+                proceed=lambda: not self.stop.is_set() and self.leading())
+        except BaseException:
+            self._pass_ended(stopped=True)
+            raise
+        self._pass_ended(stopped=report.interrupted)
         if report.failures and not self.stop.is_set():
             self._failures += 1
             delay = min(MAX_RETRY_DELAY, 2.0 ** self._failures)
@@ -192,12 +204,38 @@ class Daemon:
             self.ready.set()
         return True
 
+    # ---- progress of a long full pass: one log line per interval -------------------------
+    def _pass_planned(self, actions: Sequence[plan.Action]) -> None:
+        if self._full_pass:
+            self._progress = progress.Periodic(
+                progress.total_writes(actions), qps=self.settings.kube.qps,
+                burst=self.settings.kube.burst, clock=self._clock,
+                interval=self._progress_interval)
+
+    def _pass_applied(self, action: plan.Action) -> None:
+        if self._progress is not None:
+            self._progress.advance(progress.writes_of(action))
+            self._log_progress()
+
+    def _log_progress(self) -> None:
+        """Called after each write and by housekeeping, so a stalled pass is seen too."""
+        current = self._progress
+        if current is not None and (snap := current.due()) is not None:
+            log.info("full pass in progress", extra=_progress_keys(snap))
+
+    def _pass_ended(self, *, stopped: bool) -> None:
+        current, self._progress, self._full_pass = self._progress, None, False
+        if current is not None and current.reported:  # a long pass: say how it ended
+            log.info("full pass stopped" if stopped else "full pass finished",
+                     extra=_progress_keys(current.tracker.snapshot()))
+
     # ---- resync and config reload ---------------------------------------------------------
     def _housekeep(self) -> None:
         while not self.stop.wait(self._poll_interval):
             self.housekeep_once()
 
     def housekeep_once(self) -> None:
+        self._log_progress()
         hup = self.reload_requested.is_set()
         if hup or fingerprint(self.cfg.path) != self._config_fp:
             self.reload_requested.clear()
@@ -251,3 +289,8 @@ class Daemon:
         log.info("config loaded", extra={"object": str(new.path)})
         self.list_unmanaged()
         self.queue.add(None)
+
+
+def _progress_keys(snap: progress.Snapshot) -> dict[str, object]:
+    left = None if snap.left is None else round(snap.left)
+    return {"done": snap.done, "total": snap.total, "left_seconds": left}

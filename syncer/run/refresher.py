@@ -1,8 +1,15 @@
-"""Per-credential refresh: one backend read per credential per refreshInterval.
+"""Per-credential refresh: one backend read per credential per refreshInterval — or, for token
+credentials (aws-ecr), one fetch per renewal.
 
 Keeps the last good value of every credential. A failing read keeps that value, marks the
 credential unhealthy and retries with exponential backoff and jitter, capped at the interval.
-A read whose content differs from the last good one reports the credential as changed.
+A read whose content differs from the last good one reports the credential as changed — after
+the publish gate (registry verification) let it through; a rejected value is not published and
+not checked again while the backend keeps returning it.
+
+A token is renewed when less than `renewBefore` of its life is left (`syncer.renewal`), never on
+the interval, so between renewals an idle cycle makes no backend call and no write; a token that
+can no longer be published (expired, or in its last minute) is never handed out.
 
 `step()` does what is due now and says how long to wait; `run()` is that in a loop. Tests call
 `step()` with a fake clock.
@@ -18,23 +25,43 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from backends import base
-from syncer import config, credentials, dockerconfig, observability
+from syncer import config, credentials, dockerconfig, observability, renewal
 
 log = logging.getLogger("syncer.run")
 
 INITIAL_BACKOFF = 1.0
 IDLE_WAIT = 60.0
 
-Reader = Callable[[config.CredentialSpec, base.Backend], dockerconfig.Auths]
+Reader = Callable[[config.CredentialSpec, base.Backend], credentials.Fetched]
+# Whether a new value may be published (e.g. the registries accept it); called once per new value.
+Gate = Callable[[config.CredentialSpec, dockerconfig.Auths], bool]
+
+
+def _open_gate(spec: config.CredentialSpec, auths: dockerconfig.Auths) -> bool:
+    return True
 
 
 @dataclass(slots=True)
 class _State:
     spec: config.CredentialSpec
+    token: bool = False
     value: dockerconfig.Auths | None = field(default=None, repr=False)
+    rejected: dockerconfig.Auths | None = field(default=None, repr=False)
+    fetched_at: float = 0.0  # wall clock, tokens only
+    expires_at: float | None = None  # wall clock, tokens only
     next_due: float = 0.0
     failures: int = 0
     attempted: bool = False
+    warned: bool = False
+
+    def usable(self, now: float) -> bool:
+        """Whether the value may be handed out now (a token only while publishable)."""
+        if self.value is None:
+            return False
+        if not self.token or self.expires_at is None:
+            return True
+        return renewal.publishable(now=now, fetched_at=self.fetched_at,
+                                   expires_at=self.expires_at)
 
 
 def backoff(failures: int, interval: float, *, rand: Callable[[], float] = random.random) -> float:
@@ -52,7 +79,7 @@ class Refresher:
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random,
-                 read: Reader = credentials.read) -> None:
+                 read: Reader = credentials.fetch, gate: Gate = _open_gate) -> None:
         self._metrics = metrics
         self._on_change = on_change
         self._stop = stop
@@ -60,6 +87,7 @@ class Refresher:
         self._wall = wall
         self._rand = rand
         self._read = read
+        self._gate = gate
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._states: dict[str, _State] = {}
@@ -76,14 +104,24 @@ class Refresher:
                 if old is not None and old.spec == spec:
                     states[name] = old
                 else:
-                    states[name] = _State(spec=spec, next_due=self._clock())
+                    states[name] = _State(spec=spec, token=spec.issues_tokens,
+                                          next_due=self._clock())
             self._states = states
             self._backends = backends
         self._wake.set()
 
     def values(self) -> dict[str, dockerconfig.Auths]:
+        """The last good value of each credential that may be published now."""
+        now = self._wall()
         with self._lock:
-            return {n: s.value for n, s in self._states.items() if s.value is not None}
+            return {n: s.value for n, s in self._states.items()
+                    if s.value is not None and s.usable(now)}
+
+    def due_in(self, name: str) -> float | None:
+        """Seconds until `name` is read next (None: not configured)."""
+        with self._lock:
+            state = self._states.get(name)
+            return None if state is None else state.next_due - self._clock()
 
     def settled(self) -> bool:
         """Whether every credential has been tried at least once since start."""
@@ -91,11 +129,13 @@ class Refresher:
             return all(s.attempted for s in self._states.values())
 
     def refresh_all(self) -> None:
-        """Read every credential now (SIGHUP, becoming leader)."""
+        """Read every credential now (SIGHUP, becoming leader) — a token only when it has no
+        usable value: every fetch issues a new one, which would rewrite every Secret."""
         with self._lock:
-            now = self._clock()
+            now, wall = self._clock(), self._wall()
             for state in self._states.values():
-                state.next_due = now
+                if not state.token or not state.usable(wall):
+                    state.next_due = min(state.next_due, now)
         self._wake.set()
 
     def set_active(self, active: bool) -> None:
@@ -135,24 +175,64 @@ class Refresher:
         if backend is None:
             return False
         try:
-            value = self._read(spec, backend)
+            fetched = self._read(spec, backend)
+            if state.token:
+                credentials.check_token(name, fetched, now=self._wall())
         except credentials.CredentialError as exc:
-            with self._lock:
-                state.attempted = True
-                state.failures += 1
-                delay = backoff(state.failures, spec.refresh_interval, rand=self._rand)
-                state.next_due = self._clock() + delay
-            self._metrics.credential_read(name, ok=False, now=self._wall())
-            log.error("credential read failed; keeping the last good value", extra={
-                "credential": name, "error": str(exc), "retry_in": round(delay, 2)})
+            self._failed(name, state, exc)
             return False
+        wall = self._wall()
         with self._lock:
-            changed = value != state.value
+            changed = fetched.auths != state.value
             state.attempted = True
-            state.value = value
+        if changed and fetched.auths != state.rejected and not self._gate(spec, fetched.auths):
+            with self._lock:
+                state.rejected = fetched.auths
+        with self._lock:
+            accepted = fetched.auths != state.rejected
+            if accepted:
+                state.value = fetched.auths
+                state.rejected = None
             state.failures = 0
-            state.next_due = self._clock() + spec.refresh_interval
-        self._metrics.credential_read(name, ok=True, now=self._wall(), changed=changed)
-        if changed:
+            self._schedule(name, state, fetched, wall)
+        self._metrics.credential_read(name, ok=accepted, now=wall, changed=changed and accepted)
+        if changed and accepted:
             log.info("credential content changed", extra={"credential": name})
-        return changed
+        return changed and accepted
+
+    def _schedule(self, name: str, state: _State, fetched: credentials.Fetched,
+                  wall: float) -> None:
+        """When to read next (lock held): the interval, or a token's renewal time."""
+        if not state.token or fetched.expires_at is None:
+            state.next_due = self._clock() + state.spec.refresh_interval
+            return
+        if state.value is fetched.auths:
+            state.fetched_at, state.expires_at = wall, fetched.expires_at
+            self._metrics.credential_expiry.labels(credential=name).set(fetched.expires_at)
+        wanted = getattr(state.spec.ref.options, "renew_before", None)
+        at = renewal.renew_at(fetched_at=wall, expires_at=fetched.expires_at,
+                              renew_before=wanted, rand=self._rand)
+        state.next_due = self._clock() + (at - wall)
+        used = renewal.effective_renew_before(fetched_at=wall, expires_at=fetched.expires_at,
+                                              renew_before=wanted)
+        if wanted is not None and used < wanted and not state.warned:
+            state.warned = True
+            log.warning("renewBefore is longer than the token lives; renewing earlier",
+                        extra={"credential": name, "retry_in": round(at - wall)})
+
+    def _failed(self, name: str, state: _State, exc: credentials.CredentialError) -> None:
+        wall = self._wall()
+        with self._lock:
+            state.attempted = True
+            state.failures += 1
+            if state.token:
+                delay = renewal.retry_delay(
+                    failures=state.failures, now=wall,
+                    expires_at=state.expires_at if state.usable(wall) else None,
+                    rand=self._rand)
+            else:
+                delay = backoff(state.failures, state.spec.refresh_interval, rand=self._rand)
+            state.next_due = self._clock() + delay
+        self._metrics.credential_read(name, ok=False, now=wall)
+        log.error("credential read failed; keeping the last good value", extra={
+            "credential": name, "error": str(exc), "retry_in": round(delay, 2)})

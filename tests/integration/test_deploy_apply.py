@@ -1,6 +1,8 @@
-"""The shipped manifests against a real kube-apiserver (v1.20.2 of tests/stack): every kustomize
-render and the kind environment's dev Vault are accepted by `kubectl apply --dry-run=server`, which
-runs the server's validation and admission without persisting anything."""
+"""The shipped manifests against a real kube-apiserver (tests/stack: 1.37, and the oldest
+supported minor in CI's second leg): every kustomize render and the kind environment's dev Vault
+are accepted by `kubectl apply --dry-run=server`, which runs the server's validation and
+admission without persisting anything; and the Deployment's Pod is admitted by the PodSecurity
+admission plugin under the `restricted` standard."""
 
 from __future__ import annotations
 
@@ -91,19 +93,11 @@ def render(name: str) -> list[dict[str, Any]]:
 
 
 def for_server(docs: list[dict[str, Any]], served: set[str]) -> list[dict[str, Any]]:
-    """The documents as this server can take them. The one allowed change: the PodDisruptionBudget
-    ships as policy/v1 (Kubernetes >= 1.21); a 1.20 server only serves policy/v1beta1, whose
-    spec has the same fields, so that is what it validates there."""
-    out = []
+    """The documents, each of an API version this server serves (every supported one does)."""
     for doc in docs:
-        if doc["apiVersion"] not in served:
-            assert doc["kind"] == "PodDisruptionBudget" and doc["apiVersion"] == "policy/v1", (
-                f"{doc['kind']} {doc['metadata']['name']}: {doc['apiVersion']} is not served"
-            )
-            assert "policy/v1beta1" in served
-            doc = {**doc, "apiVersion": "policy/v1beta1"}
-        out.append(doc)
-    return out
+        assert doc["apiVersion"] in served, (
+            f"{doc['kind']} {doc['metadata']['name']}: {doc['apiVersion']} is not served")
+    return docs
 
 
 def object_ref(doc: dict[str, Any]) -> str:
@@ -161,3 +155,39 @@ def test_server_dry_run_leaves_the_cluster_unchanged(kubectl: Kubectl) -> None:
             "-n", ns, "get", "deployments,configmaps,services,roles,rolebindings", "-o", "name"
         ).stdout.split()
         assert not [ref for ref in listed if "pullsecret-syncer" in ref or "vault" in ref], listed
+
+
+def pod_of(deployment: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The Pod the Deployment's ReplicaSet would create (its template), in `namespace`."""
+    template = deployment["spec"]["template"]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {**template.get("metadata", {}), "name": "pss-admission-probe",
+                         "namespace": namespace},
+            "spec": template["spec"]}
+
+
+@pytest.mark.parametrize("name", sorted(KUSTOMIZATIONS))
+def test_the_deployment_pod_is_admitted_under_the_restricted_pod_security_standard(
+    name: str, kubectl: Kubectl, unique: str
+) -> None:
+    ns = f"pss-restricted-{name}-{unique}"
+    kubectl("create", "namespace", ns)
+    try:
+        kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted",
+                "pod-security.kubernetes.io/enforce-version=latest")
+        (deployment,) = [d for d in render(name) if d["kind"] == "Deployment"]
+        pod = pod_of(deployment, ns)
+        kubectl("-n", ns, "create", "serviceaccount", pod["spec"]["serviceAccountName"])
+        admitted = kubectl("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(pod),
+                           check=False)
+        assert admitted.returncode == 0, admitted.stderr
+        assert "PodSecurity" not in admitted.stderr  # no warnings either
+
+        # the control: the same Pod with privileges added is refused, so the check is live
+        loose = pod_of(deployment, ns)
+        loose["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+        refused = kubectl("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(loose),
+                          check=False)
+        assert refused.returncode != 0 and 'violates PodSecurity "restricted' in refused.stderr
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration.conftest import FOREIGN_ENTRIES, Result, add_foreign_entries
-from tests.integration.test_sync import config_text
+from tests.integration.test_sync import config_text, seeded  # noqa: F401 - seeded: a fixture
 
 N = 20
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
@@ -33,7 +33,7 @@ def audit_writes_since(kube: Any, offset: int) -> list[str]:
 
 def test_uninstall_removes_only_what_we_wrote_and_a_second_run_does_nothing(
     cli: Callable[..., Result], write_config: Callable[[str], Path], core: Any, kube: Any,
-    vault: Any, aws: Any, unique: str, seeded: dict[str, str],
+    vault: Any, aws: Any, unique: str, seeded: dict[str, str],  # noqa: F811 - the fixture
     namespace_factory: Callable[..., str],
 ) -> None:
     if kube.audit_log is None:

@@ -40,6 +40,7 @@ class AccessRecord:
     method: str
     path: str
     status: int
+    agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class RegistryServer:
         for line in lines:
             match = _ACCESS_LINE.match(line)
             if match and match[4] != _PROBE_AGENT:
-                records.append(AccessRecord(match[1], match[2], int(match[3])))
+                records.append(AccessRecord(match[1], match[2], int(match[3]), match[4]))
         return records
 
     def access_log(self) -> list[AccessRecord]:
@@ -143,12 +144,15 @@ class RegistryServer:
         response completes: poll with `wait.eventually` right after a request)."""
         return self._all_records()[self._counted_from:]
 
-    def count(self, *, path: str | None = None, method: str | None = None) -> int:
-        """Requests whose path matches the regex `path` (searched) and whose method is `method`."""
+    def count(self, *, path: str | None = None, method: str | None = None,
+              agent: str | None = None) -> int:
+        """Requests whose path matches the regex `path` (searched), whose method is `method` and
+        whose User-Agent starts with `agent`."""
         pattern = re.compile(path) if path is not None else None
         return sum(1 for r in self.access_log()
                    if (method is None or r.method == method.upper())
-                   and (pattern is None or pattern.search(r.path)))
+                   and (pattern is None or pattern.search(r.path))
+                   and (agent is None or r.agent.startswith(agent)))
 
     def reset_counts(self) -> None:
         self._counted_from = len(self._all_records())

@@ -43,10 +43,11 @@ class FakeBackend:
     answer: Callable[[base.CredentialRef], dict[str, Any]]
     reads: list[str] = field(default_factory=list)
     closed: bool = False
+    expires: Callable[[], float | None] = lambda: None  # a token's expiry (Unix seconds)
 
     def fetch(self, ref: base.CredentialRef) -> base.Payload:
         self.reads.append(ref.name)
-        return base.Payload(data=self.answer(ref))
+        return base.Payload(data=self.answer(ref), expires_at=self.expires())
 
     def check(self) -> None:
         return

@@ -128,7 +128,7 @@ def test_renew_before_takes_the_config_duration_syntax(text: object, seconds: fl
     [
         ({"renewBefore": "500ms"}, "must be at least 1s"),
         ({"renewBefore": 0.5}, "must be at least 1s"),
-        ({"renewBefore": 0}, "greater than zero"),
+        ({"renewBefore": 0}, "must be at least 1s"),
         ({"renewBefore": True}, "expected a duration"),
         ({"renewBefore": "soon"}, "expected a duration"),
         ({"registryId": "12345678901"}, "12-digit AWS account ID"),

@@ -89,9 +89,62 @@ def test_inline_secret_values_are_not_accepted(key: str) -> None:
         vault_settings(auth={"method": "token", key: "s.SENTINEL"})
 
 
-def test_kv_version_must_be_1_or_2() -> None:
+@pytest.mark.parametrize("value", [3, 0, True, 2.0, "2", None])
+def test_kv_version_must_be_the_integer_1_or_2(value: object) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        vault.VaultRef.model_validate({"path": "a", "kvVersion": value})
+    assert [e["msg"] for e in caught.value.errors()] == ["expected 1 or 2"]
+
+
+@pytest.mark.parametrize(
+    ("model", "block", "key"),
+    [
+        (vault.VaultSettings, {"auth": {"token_file": "/t"}}, ("auth", "token_file")),
+        (
+            vault.VaultSettings,
+            {"auth": {"method": "kubernetes", "role": "r", "jwt_file": "/j"}},
+            ("auth", "jwt_file"),
+        ),
+        (vault.VaultSettings, {"tls": {"ca_cert": "/ca.pem"}}, ("tls", "ca_cert")),
+        (vault.VaultSettings, {"tls": {"insecure_skip_verify": True}}, ("tls",)),
+        (vault.VaultRef, {"path": "a", "kv_version": 1}, ("kv_version",)),
+    ],
+)
+def test_snake_case_spellings_are_unknown_keys(
+    model: type[pydantic.BaseModel], block: dict[str, object], key: tuple[str, ...]
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        model.model_validate(block)
+    errors = caught.value.errors()
+    assert [e["type"] for e in errors] == ["extra_forbidden"]
+    assert tuple(errors[0]["loc"][: len(key)]) == key
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "on", 1, 0, "false", None, "SENTINEL"])
+def test_booleans_must_be_yaml_booleans(value: object) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        vault_settings(tls={"insecureSkipVerify": value})
+    assert [e["type"] for e in caught.value.errors()] == ["bool_type"]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"address": 8200},
+        {"namespace": 1},
+        {"auth": {"method": "approle", "roleId": 42, "secretIdFile": "/s"}},
+    ],
+)
+def test_strings_must_be_strings(block: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        vault_settings(**block)
+    assert [e["type"] for e in caught.value.errors()] == ["string_type"]
+
+
+def test_settings_are_immutable() -> None:
+    settings = vault_settings(address="https://vault:8200")
     with pytest.raises(pydantic.ValidationError):
-        vault.VaultRef.model_validate({"path": "a", "kvVersion": 3})
+        settings.address = "https://other"  # type: ignore[misc]
 
 
 def test_vault_without_address_anywhere_is_misconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,6 +198,66 @@ def test_insecure_skip_verify_is_logged_as_a_warning_naming_the_backend(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert getattr(warnings[0], "backend", None) == "vault-prod"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://vault.example.com:8200",
+        "http://10.0.0.5:8200",
+        "HTTP://Vault:8200/",
+        "http://[2001:db8::1]:8200",
+        "http://[::ffff:10.0.0.1]:8200",
+    ],
+)
+def test_plain_http_to_a_remote_host_warns_once_at_creation(
+    caplog: pytest.LogCaptureFixture, address: str
+) -> None:
+    settings = vault_settings(address=address, auth={"method": "kubernetes", "role": "r"})
+
+    with caplog.at_level(logging.WARNING, logger="backends.vault"):
+        backend = vault.PLUGIN.factory("vault-prod", settings)
+        backend.close()
+
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "clear text" in warnings[0].getMessage()
+    assert getattr(warnings[0], "backend", None) == "vault-prod"
+
+
+def test_plain_http_from_vault_addr_warns_too(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_ADDR", "http://vault.vault.svc:8200")
+    settings = vault_settings(auth={"method": "kubernetes", "role": "r"})
+
+    with caplog.at_level(logging.WARNING, logger="backends.vault"):
+        vault.PLUGIN.factory("from-env", settings).close()
+
+    assert [r.getMessage() for r in caplog.records if "clear text" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://127.0.0.1:8200",
+        "http://127.9.8.7:8200",
+        "http://localhost:8200",
+        "http://LOCALHOST.:8200",
+        "http://[::1]:8200",
+        "http://[::ffff:127.0.0.1]:8200",
+        "https://vault.example.com:8200",
+    ],
+)
+def test_https_and_loopback_addresses_do_not_warn(
+    caplog: pytest.LogCaptureFixture, address: str
+) -> None:
+    settings = vault_settings(address=address, auth={"method": "kubernetes", "role": "r"})
+
+    with caplog.at_level(logging.WARNING, logger="backends.vault"):
+        vault.PLUGIN.factory("vault-dev", settings).close()
+
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_factory_accepts_a_raw_mapping_too(monkeypatch: pytest.MonkeyPatch) -> None:

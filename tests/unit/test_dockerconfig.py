@@ -121,8 +121,27 @@ def test_docker_config_wins_over_basic_fields() -> None:
     assert parse(data) == _expected()
 
 
-def test_identity_token_only_entry_is_accepted() -> None:
-    assert parse({"auths": {"a.io": {"identitytoken": "t"}}}) == {"a.io": {"identitytoken": "t"}}
+@pytest.mark.parametrize("field", ["identitytoken", "registrytoken"])
+def test_an_entry_holding_only_a_token_the_kubelet_ignores_is_refused(field: str) -> None:
+    # The kubelet's DockerConfigEntry reads username, password, email and auth only.
+    with pytest.raises(dockerconfig.PayloadError) as caught:
+        parse({"auths": {"a.io": {field: SENTINEL, "email": "x@y.z"}}})
+    assert str(caught.value) == (
+        "'auths' entry 'a.io': the kubelet does not use identitytoken/registrytoken; store "
+        "username and password or auth"
+    )
+
+
+def test_a_token_beside_usable_credentials_is_kept() -> None:
+    got = parse({"auths": {"a.io": {"auth": b64("u:p"), "identitytoken": "t"}}})
+    assert got == {"a.io": {"auth": b64("u:p"), "identitytoken": "t"}}
+
+
+def test_unpadded_auth_is_accepted_as_the_kubelet_accepts_it() -> None:
+    # keyring config.go decodes `auth` with RawStdEncoding when it does not end in "=".
+    unpadded = b64("user:pw").rstrip("=")
+    assert unpadded != b64("user:pw")
+    assert parse({"auths": {"a.io": {"auth": unpadded}}}) == {"a.io": {"auth": unpadded}}
 
 
 # --- registry normalization ----------------------------------------------------------------------
@@ -146,7 +165,7 @@ def test_identity_token_only_entry_is_accepted() -> None:
         ("http://registry.example.com:5000/", "registry.example.com:5000"),
         ("https://Registry.Example.com/Team/Images//", "registry.example.com/Team/Images"),
         ("localhost:5000", "localhost:5000"),
-        ("10.0.0.1:5000/v2/", "10.0.0.1:5000/v2"),
+        ("10.0.0.1:5000/v2/", "10.0.0.1:5000"),
         ("[::1]:5000", "[::1]:5000"),
         (
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
@@ -164,9 +183,15 @@ def test_registry_keys_are_normalized(given_registry: str, key: str) -> None:
     [
         ("", "registry is empty"),
         ("   ", "registry is empty"),
-        ("https://", "registry is not a valid host[:port][/path]"),
-        (f"bad host {SENTINEL}", "registry is not a valid host[:port][/path]"),
-        ("host:port", "registry is not a valid host[:port][/path]"),
+        ("https://", "registry is not a valid [https://]host[:port][/path]"),
+        (f"bad host {SENTINEL}", "registry is not a valid [https://]host[:port][/path]"),
+        ("host:port", "registry is not a valid [https://]host[:port][/path]"),
+        ("ftp://a.io", "registry is not a valid [https://]host[:port][/path]"),
+        ("*", "registry is not a valid [https://]host[:port][/path]"),
+        ("*.*:5000", "registry is not a valid [https://]host[:port][/path]"),
+        ("a.io:5000/*", "registry is not a valid [https://]host[:port][/path]"),
+        ("a.io:*", "registry is not a valid [https://]host[:port][/path]"),
+        ("a.io/x//y", "registry is not a valid [https://]host[:port][/path]"),
     ],
 )
 def test_invalid_registries_are_refused(given_registry: str, message: str) -> None:
@@ -238,7 +263,7 @@ def test_invalid_registries_are_refused(given_registry: str, message: str) -> No
             {"username": "u", "password": "p", "registry": f"{SENTINEL} x"},
             DEFAULT,
             None,
-            "field 'registry': registry is not a valid host[:port][/path]",
+            "field 'registry': registry is not a valid [https://]host[:port][/path]",
         ),
         (
             {".dockerconfigjson": '{"auths": ' + SENTINEL},
@@ -297,14 +322,13 @@ def test_invalid_registries_are_refused(given_registry: str, message: str) -> No
             {"auths": {"a.io": {"email": "x@y.z"}}},
             DEFAULT,
             None,
-            "'auths' entry 'a.io' has no credentials (needs 'auth', 'username' and 'password', "
-            "'identitytoken' or 'registrytoken')",
+            "'auths' entry 'a.io' has no credentials (needs 'auth', or 'username' and 'password')",
         ),
         (
             {"auths": {f"{SENTINEL} x": {"auth": b64("u:p")}}},
             DEFAULT,
             None,
-            "'auths' has a key that is not a registry (host[:port][/path])",
+            "'auths' has a key that is not a registry ([https://]host[:port][/path])",
         ),
         (
             {"auths": {"docker.io": {"auth": b64("u:p")}, HUB: {"auth": b64("v:q")}}},
@@ -321,6 +345,75 @@ def test_payload_errors_name_the_field_never_the_value(
         dockerconfig.parse_payload(data, fields=fields, registry=registry)
     assert str(caught.value) == message
     assert "SENTINEL" not in repr(caught.value)
+
+
+@pytest.mark.parametrize("name", sorted(dockerconfig.KNOWN_FIELDS))
+def test_a_known_field_of_the_wrong_type_is_named(name: str) -> None:
+    with pytest.raises(dockerconfig.PayloadError) as caught:
+        parse({"auths": {"a.io": {"auth": b64("u:p"), name: 5}}})
+    assert str(caught.value) == f"'auths' entry 'a.io': field {name!r} must be a string"
+
+
+@pytest.mark.parametrize("name", [SENTINEL, "hunter2-pasted-here", "Password", "token"])
+def test_an_unknown_field_is_never_named(name: str) -> None:
+    # An unknown key may be a value pasted in the wrong place: its name is not shown.
+    with pytest.raises(dockerconfig.PayloadError) as caught:
+        parse({"auths": {"a.io": {"auth": b64("u:p"), name: [1]}}})
+    assert str(caught.value) == (
+        "'auths' entry 'a.io': a field that is not a known one must be a string"
+    )
+    assert name not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("registry", "key"),
+    [
+        ("https://harbor.example.com/v2/", "harbor.example.com"),
+        ("harbor.example.com/v2", "harbor.example.com"),
+        ("http://harbor.example.com:8443/v1/", "harbor.example.com:8443"),
+        ("harbor.example.com/v2/foo", "harbor.example.com/v2/foo"),
+        ("harbor.example.com/v2/foo/", "harbor.example.com/v2/foo"),
+        ("harbor.example.com/v20", "harbor.example.com/v20"),
+        ("harbor.example.com/team/v2", "harbor.example.com/team/v2"),
+        ("registry-1.docker.io:443", HUB),
+        ("https://registry-1.docker.io:443/v2/", HUB),
+        ("docker.io:443", HUB),
+        ("index.docker.io:443", HUB),
+        ("https://index.docker.io:443/v1/", HUB),
+        ("docker.io:5000", "docker.io:5000"),
+        ("*.example.com", "*.example.com"),
+        ("*.*.example.com", "*.*.example.com"),
+        ("https://*.Example.com:5000/", "*.example.com:5000"),
+        ("app*.k8s.io", "app*.k8s.io"),
+        ("k8s.*", "k8s.*"),
+        ("*.azurecr.io/team", "*.azurecr.io/team"),
+    ],
+)
+def test_registry_keys_match_the_kubelet(registry: str, key: str) -> None:
+    """What the kubelet does with a key (pkg/credentialprovider/keyring.go, BasicDockerKeyring.Add
+    and URLsMatch, checked against kubernetes/kubernetes master):
+
+    - it prefixes "https://" unless the key starts with http:// or https://, then url.Parse;
+    - a path starting with "/v1/" or "/v2/" loses those 3 characters, and a path of "/" or ""
+      leaves the host alone as the key -- so "https://harbor.example.com/v2/" is the host, while
+      "harbor.example.com/v2" (no slash: what we produced before) would be the path "/v2" and
+      match only images under harbor.example.com/v2/...; we drop a bare /v1 or /v2 and keep any
+      longer path as written (the kubelet reads "/v2/foo" as "/foo" either way);
+    - the host is split at "." and each label is matched with filepath.Match, the port must be
+      equal and the path a prefix: "*.example.com" and "*.*.example.com" are globs of one label
+      each; globs are not matched in the port or the path, so we refuse them there;
+    - Docker Hub credentials are looked up under "index.docker.io" (our
+      "https://index.docker.io/v1/" parses to exactly that), for images without a registry or on
+      docker.io / index.docker.io; an explicit ":443" would have to appear in the image name, so
+      every Docker Hub spelling with or without :443 becomes the canonical key.
+    """
+    assert dockerconfig.normalize_registry(registry) == key
+    assert dockerconfig.normalize_registry(key) == key
+
+
+def test_wildcard_keys_are_accepted_in_payloads() -> None:
+    got = parse({"auths": {"https://*.example.com/v2/": {"auth": b64("u:p")}}})
+    assert list(got) == ["*.example.com"]
 
 
 def test_invalid_json_error_does_not_carry_the_document() -> None:

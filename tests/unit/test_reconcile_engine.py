@@ -223,3 +223,21 @@ def test_uninstall_unpatches_first_then_deletes_and_keeps_everything_else(
     before = cluster.writes()
     assert uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False).applied == []
     assert cluster.writes() == before
+
+
+def test_uninstall_keeps_a_secret_whose_service_account_could_not_be_unpatched(
+        cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
+    from syncer.reconcile import uninstall
+
+    run_pass(cluster, cfg, creds)
+
+    def forbid_sa_patches(req: fake.Request) -> None:
+        if req.verb == "PATCH" and req.kind == "serviceaccounts":
+            raise errors.Forbidden("PATCH serviceaccounts: 403 Forbidden", status=403)
+
+    cluster.fault = forbid_sa_patches
+    report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False)
+    assert report.applied == [] and len(report.failures) == 2
+    assert cluster.stored("secrets", NS, "regcred") is not None  # still listed: still there
+    assert cluster.stored("serviceaccounts", NS, "default").image_pull_secrets == (
+        "theirs", "regcred")

@@ -121,7 +121,7 @@ def test_without_the_grant_one_error_and_secrets_are_still_synced(
             raise errors.Forbidden(f"{req.verb} pods: 403 Forbidden", status=403)
 
     cluster.fault = no_pods
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="syncer.reconcile"):
         race_window(cluster, "team-denied")
         d = start(cluster)
         eventually("synced anyway", lambda: cluster.stored("secrets", "team-denied", "regcred"))

@@ -161,3 +161,31 @@ def test_a_loop_that_crashes_is_logged_and_restarted(caplog: pytest.LogCaptureFi
     assert len(errors) == 2 and errors[0].__dict__["error"].startswith("KeyError at ")
     assert "SENTINEL" not in caplog.text
     assert 'reason="internal"} 2.0' in metrics.render().decode()
+
+
+def test_a_value_the_gate_refuses_is_never_published_nor_checked_again(
+        cfg: config.Config) -> None:
+    clock, changed = fakes.FakeClock(), []
+    password = {"now": "good"}
+    checked: list[str] = []
+
+    def gate(spec: config.CredentialSpec, auths: Any) -> bool:
+        checked.append(password["now"])
+        return password["now"] != "typo"
+
+    r = refresher.Refresher(metrics=observability.Metrics(), on_change=changed.append,
+                            stop=threading.Event(), clock=clock, wall=clock, rand=lambda: 0.5,
+                            gate=gate)
+    r.configure(cfg, {"vault": fakes.FakeBackend(
+        lambda ref: {"username": "u", "password": password["now"]})})
+    r.step()
+    good = r.values()
+    password["now"] = "typo"
+    for _ in range(3):
+        clock.advance(60)
+        r.step()
+    assert r.values() == good and checked == ["good", "good", "typo", "typo"]
+    password["now"] = "fixed"
+    clock.advance(60)
+    r.step()
+    assert r.values() != good and changed[-1] == {"ghcr", "hub"}

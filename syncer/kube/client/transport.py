@@ -55,13 +55,17 @@ def load_configuration(kube: settings.KubeSettings) -> k8s.Configuration:
 
 
 def _config_problem(kube: settings.KubeSettings, exc: Exception) -> str:
+    """One line for the user; the library's text quotes the file's content at times, so only
+    what is known to be safe is shown."""
     text = str(exc)
-    if "Invalid kube-config file" in text or "No configuration found" in text:
-        where = kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    where = kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    if kube.context and "contexts list" in text:
+        return f"kubeconfig {where} has no context {kube.context!r}"
+    if "No configuration found" in text or "Invalid kube-config file" in text:
         return f"no usable kubeconfig at {where} (and not running in a cluster)"
-    if "context" in text.lower() and kube.context:
-        return f"kubeconfig has no context {kube.context!r}"
-    return "Kubernetes configuration is not usable: " + text.splitlines()[0][:200]
+    if "Service host/port is not set" in text or "Service token file" in text:
+        return "not running in a cluster and no kubeconfig given"
+    return f"Kubernetes configuration at {where} is not usable ({type(exc).__name__})"
 
 
 class Transport:
@@ -116,7 +120,7 @@ class Transport:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, errors.KubeError) and e.retryable),
-            wait=tenacity.wait_random_exponential(multiplier=0.2, max=5.0),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5.0) + tenacity.wait_random(0, 0.2),
             stop=tenacity.stop_any(tenacity.stop_after_attempt(ATTEMPTS),
                                    tenacity.stop_when_event_set(self._stop)),
             sleep=self._sleep,

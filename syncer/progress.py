@@ -1,0 +1,196 @@
+"""Progress of a run of writes, in `plan`'s vocabulary: past-tense lines, counts per action kind,
+the time the writes take at the client-side rate limit, and when a progress line is due. Pure:
+the clock is a parameter and nothing here prints or logs.
+
+The rate limit is a token bucket (`syncer.kube.ratelimit`): `burst` writes go at once, then one
+every `1/qps` seconds. That gives both the plan's estimate and, during a pass, the time left;
+when the apiserver is slower than the limit, the rate actually seen over the last seconds wins.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from syncer import plan
+
+INTERVAL = 10.0  # seconds between two plain progress lines (CI logs, `run`)
+RATE_WINDOW = 10.0  # the rate shown is the one over the last this many seconds
+_VERB_ORDER = ("create", "adopt", "update", "replace", "patch", "unpatch", "delete")
+
+
+def past_tense(verb: str) -> str:
+    """`create` -> `created`, `patch` -> `patched` (every verb of a plan is regular)."""
+    return verb + "d" if verb.endswith("e") else verb + "ed"
+
+
+def describe_done(action: plan.Action | plan.EvictPod) -> str:
+    """`plan.describe` in the past tense: `created secret team-a/regcred (hub, ghcr)`."""
+    line = plan.describe(action)
+    return past_tense(action.verb) + line[len(action.verb):]
+
+
+def writes_of(action: plan.Action | plan.EvictPod) -> int:
+    """API writes an action costs against the rate limit: a replace is a delete and a create."""
+    return 2 if isinstance(action, plan.ReplaceSecret) else 1
+
+
+def total_writes(actions: Iterable[plan.Action]) -> int:
+    return sum(writes_of(a) for a in actions)
+
+
+def write_seconds(writes: int, *, qps: float, burst: int) -> float:
+    """How long `writes` take at the rate limit from a full bucket: the first `burst` at once,
+    then one per `1/qps` seconds (latency of the apiserver not included)."""
+    if qps <= 0 or burst < 0:
+        raise ValueError("qps must be > 0 and burst >= 0")
+    return max(0, writes - burst) / qps
+
+
+def format_duration(seconds: float) -> str:
+    """`0s`, `45s`, `2m21s`, `1h05m`: whole seconds, rounded up (never promises too little)."""
+    whole = max(0, math.ceil(seconds - 1e-9))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        minutes, secs = divmod(whole, 60)
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(math.ceil(whole / 60), 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def counts(actions: Iterable[plan.Action]) -> list[tuple[str, int]]:
+    """(`create secret`, 50), … in a fixed verb order (unknown verbs last, by name)."""
+    tally = Counter(f"{a.verb} {a.kind}" for a in actions)
+
+    def order(key: str) -> tuple[int, str]:
+        verb = key.split(" ", 1)[0]
+        rank = _VERB_ORDER.index(verb) if verb in _VERB_ORDER else len(_VERB_ORDER)
+        return rank, key
+
+    return [(key, tally[key]) for key in sorted(tally, key=order)]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def plan_summary(actions: Iterable[plan.Action], *, conflicts: int, blocked: int, qps: float,
+                 burst: int) -> str:
+    """`plan: 100 actions (50 create secret, 50 patch serviceaccount), 100 writes, about 3s at
+    --kube-qps 20 --kube-burst 40`, plus conflicts and blocked Secrets when there are any."""
+    acts = list(actions)
+    if acts:
+        kinds = ", ".join(f"{n} {key}" for key, n in counts(acts))
+        writes = total_writes(acts)
+        took = format_duration(write_seconds(writes, qps=qps, burst=burst))
+        line = (f"plan: {_plural(len(acts), 'action')} ({kinds}), {_plural(writes, 'write')}, "
+                f"about {took} at --kube-qps {qps:g} --kube-burst {burst}")
+    else:
+        line = "plan: nothing to write"
+    extra = ([_plural(conflicts, "conflict")] if conflicts else []) + (
+        [f"{blocked} blocked"] if blocked else [])
+    return line + (f"; {', '.join(extra)}" if extra else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Where a pass stands: writes done of `total`, the recent rate (None: too early to say),
+    and the seconds left (None: nothing moved for a whole rate window)."""
+
+    done: int
+    total: int
+    rate: float | None
+    left: float | None
+    elapsed: float
+
+    def line(self, command: str) -> str:
+        """`sync: 1200/4000 writes, 19.8/s, about 2m21s left`."""
+        rate = "-" if self.rate is None else f"{self.rate:.1f}"
+        left = "time left unknown" if self.left is None else (
+            f"about {format_duration(self.left)} left")
+        return f"{command}: {self.done}/{self.total} writes, {rate}/s, {left}"
+
+
+class Tracker:
+    """Counts the writes of one pass against the rate limit; thread-safe."""
+
+    def __init__(self, total: int, *, qps: float, burst: int,
+                 clock: Callable[[], float]) -> None:
+        self.total = total
+        self._qps = qps
+        self._burst = burst
+        self._clock = clock
+        self._start = clock()
+        self._done = 0
+        self._samples: deque[tuple[float, int]] = deque([(self._start, 0)])
+        self._lock = threading.Lock()
+
+    def advance(self, writes: int = 1) -> None:
+        with self._lock:
+            self._done += writes
+            self._samples.append((self._clock(), self._done))
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            now = self._clock()
+            done = self._done
+            # keep the newest sample older than the window as the baseline of the rate
+            while len(self._samples) > 1 and self._samples[1][0] <= now - RATE_WINDOW:
+                self._samples.popleft()
+            base_t, base_done = self._samples[0]
+        elapsed = now - self._start
+        remaining = max(0, self.total - done)
+        # tokens left in the bucket if only this pass drew from it
+        tokens = min(float(self._burst), self._burst + elapsed * self._qps - done)
+        at_limit = max(0.0, remaining - max(0.0, tokens)) / self._qps
+        if now - base_t < 1.0:  # too early for a rate: the limit is the best guess
+            return Snapshot(done, self.total, None, at_limit, elapsed)
+        rate = (done - base_done) / (now - base_t)
+        if remaining == 0:
+            return Snapshot(done, self.total, rate, 0.0, elapsed)
+        if rate <= 0:
+            return Snapshot(done, self.total, rate, None, elapsed)
+        return Snapshot(done, self.total, rate, max(at_limit, remaining / rate), elapsed)
+
+
+class Throttle:
+    """Yes at most once per `interval`, the first time `interval` after the start, so a short
+    pass says nothing. Thread-safe."""
+
+    def __init__(self, *, interval: float = INTERVAL, clock: Callable[[], float]) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next = clock() + interval
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                return False
+            self._next = now + self._interval
+            return True
+
+
+class Periodic:
+    """A `Tracker` whose snapshot is handed out at most once per `interval` (`due`), for the
+    plain progress line of `sync` and the log line of `run`."""
+
+    def __init__(self, total: int, *, qps: float, burst: int, clock: Callable[[], float],
+                 interval: float = INTERVAL) -> None:
+        self.tracker = Tracker(total, qps=qps, burst=burst, clock=clock)
+        self._throttle = Throttle(interval=interval, clock=clock)
+        self.reported = False  # whether any snapshot was handed out
+
+    def advance(self, writes: int = 1) -> None:
+        self.tracker.advance(writes)
+
+    def due(self) -> Snapshot | None:
+        if not self._throttle.due():
+            return None
+        self.reported = True
+        return self.tracker.snapshot()

@@ -1,0 +1,61 @@
+"""The publish gate: before a new value of a credential with `verify` reaches any Secret, each of
+its registries is asked for the `docker login` check (`syncer.verify`).
+
+Called once per new value — not per namespace, not per refresh of an unchanged value. A
+definite rejection keeps the value out (the last published one stays, the credential is reported
+down); an unreachable registry lets it through with a warning. Every answer is counted in
+`credential_verify_total{credential,result}`; logs name the credential and the registry, never
+the value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from syncer import config, dockerconfig, observability, verify
+
+log = logging.getLogger("syncer.publish")
+
+Checker = Callable[..., verify.Outcome]
+
+
+def options(spec: config.VerifySpec) -> verify.Options:
+    return verify.Options(ca_cert=Path(spec.ca_cert) if spec.ca_cert else None,
+                          insecure_skip_verify=spec.insecure_skip_verify,
+                          plain_http=spec.plain_http)
+
+
+class VerifyGate:
+    """`refresher.Gate` (and the one-shot commands' check): True when the value may be published."""
+
+    def __init__(self, *, metrics: observability.Metrics | None = None,
+                 check: Checker = verify.check) -> None:
+        self._metrics = metrics
+        self._check = check
+
+    def outcomes(self, spec: config.CredentialSpec,
+                 auths: dockerconfig.Auths) -> dict[str, verify.Outcome]:
+        """The login check of every registry of `auths` (none when `verify` is off)."""
+        if spec.verify is None:
+            return {}
+        opts = options(spec.verify)
+        found = {key: self._check(key, entry, options=opts) for key, entry in sorted(auths.items())}
+        for key, outcome in found.items():
+            if self._metrics is not None:
+                self._metrics.credential_verify.labels(credential=spec.name,
+                                                       result=outcome.result).inc()
+            extra = {"credential": spec.name, "registry": key, "error": outcome.detail}
+            if outcome.result == "rejected":
+                log.error("the registry rejected the new value; keeping the last published one",
+                          extra=extra)
+            elif outcome.result == "unreachable":
+                log.warning("the registry could not verify the new value; publishing it anyway",
+                            extra=extra)
+            else:
+                log.info("the registry accepted the new value", extra=extra)
+        return found
+
+    def __call__(self, spec: config.CredentialSpec, auths: dockerconfig.Auths) -> bool:
+        return all(o.result != "rejected" for o in self.outcomes(spec, auths).values())
