@@ -240,6 +240,7 @@ def test_plan_shows_the_eviction_and_sync_performs_it(
     done = cli("sync", "--config", cfg)
     assert done.code == 0, done.output
     assert "recycle: 1 pods evicted" in done.stderr
+    assert f"evicted pod {ns}/{pod} ({MAPPING})" in done.stdout.splitlines()
     new = replaced(core, ns, "web", pod)
     assert [r.name for r in new.spec.image_pull_secrets] == ["regcred"]
 
