@@ -60,7 +60,7 @@ class Bench:
         for i in range(self.credentials):
             self.write_credential(i)
 
-    def write_config(self, *, refresh: str) -> None:
+    def write_config(self, *, refresh: str, recycle_pods: bool = False) -> None:
         creds = "\n".join(
             f"  {self.cred_name(i)}: {{backend: {self.backend_of(i)}, "
             + (f"path: bench/{self.prefix}/{self.cred_name(i)}" if self.backend_of(i) == "vault"
@@ -84,6 +84,7 @@ mappings:
     secretName: {SECRET_NAME}
     credentials: [{names}]
     serviceAccounts: [default]
+    recyclePods: {str(recycle_pods).lower()}
 """)
         tmp.replace(self.config)  # atomic, like a ConfigMap swap
 

@@ -17,9 +17,19 @@ from typing import NoReturn
 
 import syncer
 from backends import base
-from syncer import config, credentials, display, observability, plan, progress, publish, settings
+from syncer import (
+    config,
+    credentials,
+    display,
+    observability,
+    plan,
+    progress,
+    publish,
+    recycle,
+    settings,
+)
 from syncer.kube import api, client, errors
-from syncer.reconcile import engine, observe, uninstall
+from syncer.reconcile import engine, evict, observe, uninstall
 
 log = logging.getLogger("syncer")
 
@@ -306,17 +316,22 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         with out:
-            report = engine.Engine(
-                cluster, metrics=metrics, on_planned=out.planned,
-                on_applied=out.applied).reconcile(cfg, good, view, dry_run=dry_run)
+            eng = engine.Engine(cluster, metrics=metrics, on_planned=out.planned,
+                                on_applied=out.applied)
+            report = eng.reconcile(cfg, good, view, dry_run=dry_run)
+        recycled = evict.one_shot(  # after the pass's writes, against what they left
+            cluster, cfg, good, view, report.planned if dry_run else report.applied,
+            metrics=metrics, found=eng.findings, dry_run=dry_run)
+        for eviction in recycled.evicted:
+            out.applied(eviction)  # its line, like every write of the pass
     finally:
         cluster.close()
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:
         if args.output == "json":
-            print(plan.to_json(tuple(report.planned)))
+            print(plan.to_json((*report.planned, *recycled.planned)))
         else:
-            for action in report.planned:
+            for action in (*report.planned, *recycled.planned):
                 print(plan.describe(action))
         sys.stdout.flush()  # the lines come before the stderr lines that follow, in a pipe too
     for reading in failed_creds:
@@ -326,6 +341,7 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     for c in report.conflicts:
         print(f"conflict: secret {c.namespace}/{c.name} exists and is not managed by "
               f"pullsecret-syncer (mapping {c.mapping!r}); left alone", file=sys.stderr)
+    _report_recycling(recycled, dry_run=dry_run)
     if dry_run:  # stdout stays the SPEC's action lines (or the JSON list)
         print(progress.plan_summary(report.planned, conflicts=len(report.conflicts),
                                     blocked=len(report.blocked), qps=args.kube_qps,
@@ -338,5 +354,19 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
             {"writes": len(report.applied), "failed": len(report.failures),
              "conflicts": len(report.conflicts), "blocked": len(report.blocked),
              "credentials_failing": len(failed_creds),
-             "actions": dict(progress.counts(report.applied))})
-    return EXIT_OK if report.ok and not failed_creds else EXIT_FAILED
+             "actions": dict(progress.counts(report.applied)),
+             **({"pods": recycled.counts()} if recycle.enabled(cfg) else {})})
+    return EXIT_OK if report.ok and recycled.ok and not failed_creds else EXIT_FAILED
+
+
+def _report_recycling(out: evict.Outcome, *, dry_run: bool) -> None:
+    """`recyclePods` after a pass (SPEC §5): its errors, and for `sync` what it did."""
+    if out.forbidden is not None:
+        print(f"error: recyclePods: not allowed to read or evict pods ({out.forbidden}); add the "
+              "recycle-pods RBAC component", file=sys.stderr)
+    for failure in out.failures:
+        print(f"error: {failure}", file=sys.stderr)
+    if not dry_run and (out.evicted or out.refused or out.deferred or out.warned):
+        print(f"recycle: {len(out.evicted)} pods evicted, {len(out.refused)} refused by a "
+              f"disruption budget, {len(out.deferred)} left for later (rate limit), "
+              f"{len(out.warned)} not evictable (Warning Event)", file=sys.stderr)

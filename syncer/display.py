@@ -111,7 +111,7 @@ class Display:
                                             daemon=True)
             self._ticker.start()
 
-    def applied(self, action: plan.Action) -> None:
+    def applied(self, action: plan.Action | plan.EvictPod) -> None:
         """One write done: its line, then the progress."""
         self._line(progress.describe_done(action), action, result="applied")
         if self._progress is not None:
@@ -157,7 +157,7 @@ class Display:
         self.close()
 
     # ---- helpers -------------------------------------------------------------------------
-    def _line(self, text: str, action: plan.Action, *, result: str) -> None:
+    def _line(self, text: str, action: plan.Action | plan.EvictPod, *, result: str) -> None:
         if self.quiet:
             return
         line = json.dumps({**plan.as_json(action), "result": result}) if self.json else text

@@ -70,6 +70,22 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class Pod:
+    """A Pending Pod, with only what the recycling decision needs (a thousand stay small)."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    service_account: str
+    image_pull_secrets: tuple[str, ...]  # names, as the Pod was admitted with them
+    has_controller: bool  # an owner reference with `controller: true` (it will be recreated)
+    phase: str
+    waiting: tuple[tuple[str, str], ...] = ()  # (image, reason) of waiting (init) containers
+    terminating: bool = False  # deletionTimestamp set
+
+
+@dataclass(frozen=True, slots=True)
 class SecretContent:
     """What we write into one managed Secret: the rendered data and our bookkeeping."""
 

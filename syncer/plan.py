@@ -82,6 +82,21 @@ SecretAction = CreateSecret | UpdateSecret | ReplaceSecret | DeleteSecret
 Action = SecretAction | PatchServiceAccount
 
 
+@dataclass(frozen=True, slots=True)
+class EvictPod:
+    """Evict a Pod stuck pulling without the mapping's Secret (SPEC §5 `recyclePods`), so its
+    controller recreates it with the Secret. Only the Pod of this `uid`."""
+
+    namespace: str
+    name: str
+    uid: str
+    mapping: str
+    secret_name: str
+    credentials: tuple[str, ...] = ()
+    kind: ClassVar[str] = "pod"
+    verb: ClassVar[str] = "evict"
+
+
 def where(action: Action) -> tuple[str, str]:
     """(namespace, name) of the object an action writes."""
     if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
@@ -101,8 +116,11 @@ def credentials_of(action: Action) -> tuple[str, ...]:
     return action.credentials if isinstance(action, DeleteSecret) else ()
 
 
-def describe(action: Action) -> str:
-    """One line for `plan` and logs, e.g. `create secret ns/regcred (hub, ghcr)`."""
+def describe(action: Action | EvictPod) -> str:
+    """One line for `plan` and logs, e.g. `create secret ns/regcred (hub, ghcr)`,
+    `evict pod ns/web-1 (team-a)`."""
+    if isinstance(action, EvictPod):
+        return f"evict pod {action.namespace}/{action.name} ({action.mapping})"
     ns, name = where(action)
     if isinstance(action, PatchServiceAccount):
         changes = " ".join([f"+{n}" for n in action.add] + [f"-{n}" for n in action.remove])
@@ -112,7 +130,11 @@ def describe(action: Action) -> str:
     return f"{action.verb} secret {ns}/{name}{detail}"
 
 
-def as_json(action: Action) -> dict[str, object]:
+def as_json(action: Action | EvictPod) -> dict[str, object]:
+    if isinstance(action, EvictPod):
+        return {"action": action.verb, "kind": action.kind, "namespace": action.namespace,
+                "name": action.name, "credentials": list(action.credentials),
+                "mapping": action.mapping}
     ns, name = where(action)
     return {"action": action.verb, "kind": action.kind, "namespace": ns, "name": name,
             "credentials": list(credentials_of(action))}
@@ -145,7 +167,7 @@ class Plan:
     blocked: tuple[Blocked, ...]
 
 
-def to_json(actions: tuple[Action, ...]) -> str:
+def to_json(actions: tuple[Action | EvictPod, ...]) -> str:
     return json.dumps([as_json(a) for a in actions], indent=2)
 
 

@@ -27,13 +27,13 @@ def past_tense(verb: str) -> str:
     return verb + "d" if verb.endswith("e") else verb + "ed"
 
 
-def describe_done(action: plan.Action) -> str:
+def describe_done(action: plan.Action | plan.EvictPod) -> str:
     """`plan.describe` in the past tense: `created secret team-a/regcred (hub, ghcr)`."""
     line = plan.describe(action)
     return past_tense(action.verb) + line[len(action.verb):]
 
 
-def writes_of(action: plan.Action) -> int:
+def writes_of(action: plan.Action | plan.EvictPod) -> int:
     """API writes an action costs against the rate limit: a replace is a delete and a create."""
     return 2 if isinstance(action, plan.ReplaceSecret) else 1
 

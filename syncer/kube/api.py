@@ -31,6 +31,7 @@ class Kind(Generic[R]):
 NAMESPACES: Kind[model.Namespace] = Kind("namespaces")
 SERVICE_ACCOUNTS: Kind[model.ServiceAccount] = Kind("serviceaccounts")
 SECRETS: Kind[model.Secret] = Kind("secrets")
+PODS: Kind[model.Pod] = Kind("pods")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Selector:
 
 EVERYTHING = Selector()
 MANAGED = Selector(labels=f"{model.MANAGED_BY_LABEL}={model.MANAGED_BY_VALUE}")
+PENDING = Selector(fields="status.phase=Pending")  # Pods not yet running (SPEC §5 recyclePods)
 
 
 def named(name: str) -> Selector:
@@ -102,6 +104,12 @@ class ClusterAPI(Protocol):
                               ) -> model.ServiceAccount:
         """Apply `change` only if the ServiceAccount is still at its resourceVersion (Conflict
         otherwise): `imagePullSecrets` is an atomic list, so nothing else is safe."""
+        ...
+
+    def evict_pod(self, namespace: str, name: str, *, uid: str = "") -> None:
+        """Evict a Pod through the Eviction API (policy/v1), so PodDisruptionBudgets hold:
+        TooManyRequests when a budget refuses, NotFound when it is gone, Conflict when `uid`
+        is given and the Pod of that name is another one by now."""
         ...
 
     def get_lease(self, namespace: str, name: str) -> model.Lease: ...

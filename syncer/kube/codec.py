@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,43 @@ def service_account(obj: Mapping[str, Any]) -> model.ServiceAccount:
         resource_version=str(meta.get("resourceVersion", "")),
         uid=str(meta.get("uid", "")),
         has_annotations=bool(meta.get("annotations")),
+    )
+
+
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def pod(obj: Mapping[str, Any]) -> model.Pod:
+    """Only what the recycling decision needs; repeated strings (images, reasons, account
+    names) are interned, so a thousand Pods of one Deployment share them."""
+    meta = _meta(obj)
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    images = {str(c.get("name", "")): str(c.get("image", ""))
+              for key in ("initContainers", "containers") for c in _dicts(spec.get(key))}
+    waiting: list[tuple[str, str]] = []
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for st in _dicts(status.get(key)):
+            state = st.get("state") or {}
+            wait = state.get("waiting") if isinstance(state, dict) else None
+            if isinstance(wait, dict) and wait.get("reason"):
+                image = images.get(str(st.get("name", ""))) or str(st.get("image", ""))
+                waiting.append((sys.intern(image), sys.intern(str(wait["reason"]))))
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    return model.Pod(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        resource_version=str(meta.get("resourceVersion", "")),
+        service_account=sys.intern(str(account)),
+        image_pull_secrets=tuple(sys.intern(str(r.get("name", "")))
+                                 for r in _dicts(spec.get("imagePullSecrets"))),
+        has_controller=any(r.get("controller") is True
+                           for r in _dicts(meta.get("ownerReferences"))),
+        phase=sys.intern(str(status.get("phase", ""))),
+        waiting=tuple(waiting),
+        terminating=bool(meta.get("deletionTimestamp")),
     )
 
 
@@ -165,6 +203,15 @@ def lease_body(item: model.Lease) -> JsonObject:
     spec.update({k: v for k, v in optional.items() if v is not None})
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
             "spec": spec}
+
+
+def eviction(namespace: str, name: str, *, uid: str = "") -> JsonObject:
+    """A policy/v1 Eviction; with `uid`, only that Pod (not a newer one of the same name)."""
+    body: JsonObject = {"apiVersion": "policy/v1", "kind": "Eviction",
+                        "metadata": {"name": name, "namespace": namespace}}
+    if uid:
+        body["deleteOptions"] = {"preconditions": {"uid": uid}}
+    return body
 
 
 def event_namespace(ref: model.ObjectRef) -> str:

@@ -13,6 +13,11 @@ What it adds: `fault`, a function field called with every request before it is s
 `put_secret`, `compact`, `end_watches`, …) that change the cluster without being counted — the
 way another writer or a controller would.
 
+Pods (`syncer.kube.fakepods`): eviction with the apiserver's PodDisruptionBudget rule, and
+`add_pod`, `set_pod_status`, `protect_pod` to play the ReplicaSet controller and the kubelet.
+A watch with a field selector sees an object that leaves the selection as DELETED and one that
+enters it as ADDED, as the apiserver sends them.
+
 One convenience differs on purpose: `watch(..., timeout_seconds=0)` delivers what is pending and
 ends at once, so a test can step a watch without threads. Production code never passes 0.
 """
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from syncer import model
-from syncer.kube import api, errors
+from syncer.kube import api, errors, fakepods
 
 MAX_SECRET_BYTES = 1024 * 1024
 Key = tuple[str, str]
@@ -38,32 +43,16 @@ Key = tuple[str, str]
 @dataclass(frozen=True, slots=True)
 class Request:
     verb: str  # GET, LIST, WATCH, POST, PATCH, PUT, DELETE
-    kind: str  # namespaces, serviceaccounts, secrets, leases, events
+    kind: str  # namespaces, serviceaccounts, secrets, leases, events, pods, pods/eviction
     namespace: str = ""
     name: str = ""
-
-
-def _selects(selector: api.Selector, record: Any) -> bool:
-    """Equality-based label and field selectors, as far as the syncer uses them."""
-    for text, lookup in ((selector.labels, lambda k: getattr(record, "labels", {}).get(k)),
-                         (selector.fields, lambda k: _field(record, k))):
-        for term in filter(None, (text or "").split(",")):
-            key, _, value = term.partition("=")
-            if lookup(key.strip()) != value.strip():
-                return False
-    return True
-
-
-def _field(record: Any, path: str) -> str | None:
-    return {"metadata.name": getattr(record, "name", None),
-            "metadata.namespace": getattr(record, "namespace", None)}.get(path)
 
 
 def _key(record: Any) -> Key:
     return (getattr(record, "namespace", ""), record.name)
 
 
-class FakeCluster:
+class FakeCluster(fakepods.Pods):
     """`api.ClusterAPI` in memory. Thread-safe."""
 
     def __init__(self) -> None:
@@ -72,8 +61,9 @@ class FakeCluster:
         self._last_rv = 0
         self._uids = itertools.count(1)
         self._objects: dict[str, dict[Key, Any]] = {
-            "namespaces": {}, "serviceaccounts": {}, "secrets": {}, "leases": {}}
-        self._log: list[tuple[int, str, api.EventType, Any]] = []
+            "namespaces": {}, "serviceaccounts": {}, "secrets": {}, "leases": {}, "pods": {}}
+        self._budgets: set[Key] = set()  # Pods a PodDisruptionBudget (maxUnavailable: 0) covers
+        self._log: list[tuple[int, str, api.EventType, Any, Any]] = []  # ..., record, previous
         self._compacted = 0
         self._watch_generation = 0
         self._watch_error: errors.KubeError | None = None
@@ -98,12 +88,13 @@ class FakeCluster:
         """Record a change (lock held): a new resourceVersion and a watch event."""
         rv = next(self._rv)
         self._last_rv = rv
+        previous = self._objects[kind].get(_key(record))
         if etype != "DELETED":
             record = dataclasses.replace(record, resource_version=str(rv))
             self._objects[kind][_key(record)] = record
         else:
             self._objects[kind].pop(_key(record), None)
-        self._log.append((rv, kind, etype, record))
+        self._log.append((rv, kind, etype, record, previous))
         self._cond.notify_all()
         return record
 
@@ -132,8 +123,8 @@ class FakeCluster:
              selector: api.Selector = api.EVERYTHING) -> api.Listing[api.R]:
         with self._cond:
             self._serve("LIST", kind.name)
-            items = sorted((r for r in self._objects[kind.name].values() if _selects(selector, r)),
-                           key=_key)
+            items = sorted((r for r in self._objects[kind.name].values()
+                            if fakepods.selects(selector, r)), key=_key)
             return api.Listing(tuple(cast(list[api.R], items)), str(self._last_rv))
 
     def watch(self, kind: api.Kind[api.R], *, resource_version: str, timeout_seconds: int,
@@ -148,9 +139,9 @@ class FakeCluster:
         while True:
             with self._cond:
                 while True:
-                    batch = [(rv, etype, rec) for rv, k, etype, rec in self._log
+                    batch = [(rv, *seen) for rv, k, etype, rec, old in self._log
                              if rv > since and k == kind.name
-                             and (etype == "BOOKMARK" or _selects(selector, rec))]
+                             and (seen := fakepods.as_seen(selector, etype, rec, old)) is not None]
                     left = deadline - time.monotonic()
                     if batch or generation != self._watch_generation or left <= 0:
                         break
@@ -292,7 +283,7 @@ class FakeCluster:
             self._objects["namespaces"][("", name)] = record
             rv = next(self._rv)
             self._last_rv = rv
-            self._log.append((rv, "namespaces", "ADDED", record))
+            self._log.append((rv, "namespaces", "ADDED", record, None))
             self._cond.notify_all()
             return record
 
@@ -310,7 +301,7 @@ class FakeCluster:
     def delete_namespace(self, name: str) -> None:
         """The namespace and everything in it are gone (what the namespace controller does)."""
         with self._cond:
-            for kind in ("secrets", "serviceaccounts", "leases"):
+            for kind in ("secrets", "serviceaccounts", "leases", "pods"):
                 for key, record in list(self._objects[kind].items()):
                     if key[0] == name:
                         self._store(kind, record, "DELETED")
@@ -321,11 +312,12 @@ class FakeCluster:
     def _put_namespace(self, record: model.Namespace, etype: api.EventType) -> None:
         rv = next(self._rv)
         self._last_rv = rv
+        previous = self._objects["namespaces"].get(("", record.name))
         if etype == "DELETED":
             self._objects["namespaces"].pop(("", record.name), None)
         else:
             self._objects["namespaces"][("", record.name)] = record
-        self._log.append((rv, "namespaces", etype, record))
+        self._log.append((rv, "namespaces", etype, record, previous))
         self._cond.notify_all()
 
     def put_service_account(self, namespace: str, name: str, *,
@@ -368,7 +360,7 @@ class FakeCluster:
         with self._cond:
             rv = next(self._rv)
             self._last_rv = rv
-            self._log.append((rv, kind, "BOOKMARK", None))
+            self._log.append((rv, kind, "BOOKMARK", None, None))
             self._cond.notify_all()
 
     def compact(self) -> None:

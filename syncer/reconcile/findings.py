@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from syncer import desired, model, observability, plan
+from syncer import desired, model, observability, plan, recycle
 from syncer.kube import api, errors
 
 log = logging.getLogger("syncer.reconcile")
@@ -114,3 +114,24 @@ class Findings:
         self._cluster.record_event(
             model.ObjectRef("Secret", c.namespace, c.name, new_uid), reason="SecretReplaced",
             message=f"pullsecret-syncer deleted and re-created this secret: {cause}")
+
+    def pull_secret_missing(self, m: recycle.MissingSecret, *, dry_run: bool) -> None:
+        """A stuck Pod we do not evict (no controller, or its own imagePullSecrets)."""
+        extra = {"namespace": m.namespace, "object": m.name, "mapping": m.mapping, "kind": "pod"}
+        if m.why == "no-controller":
+            msg = "pod cannot pull its image without the secret and has no controller; not evicted"
+            message = (f"this pod was created before serviceaccount {m.service_account!r} listed "
+                       f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
+                       "image; it has no controller, so pullsecret-syncer never deletes it: "
+                       "recreate it to pick up the secret")
+        else:
+            msg = "pod cannot pull its image without the secret and names its own; not evicted"
+            message = (f"this pod names its own imagePullSecrets, so a recreated pod would not get "
+                       f"secret {m.secret_name!r} from serviceaccount {m.service_account!r} "
+                       f"(mapping {m.mapping!r}) either: add it to the pod template")
+        ref = model.ObjectRef("Pod", m.namespace, m.name, m.uid)
+        if not dry_run and not self.fresh(ref, recycle.EVENT_REASON):
+            return
+        log.warning(msg, extra=extra)
+        if not dry_run:
+            self._cluster.record_event(ref, reason=recycle.EVENT_REASON, message=message)

@@ -4,7 +4,8 @@ Threads, each supervised: three watch caches feed a de-duplicating work queue of
 refresher reads credentials when due; one worker turns queued namespaces (or "everything") into
 reconcile passes over the caches; housekeeping re-lists everything periodically and re-reads the
 config on SIGHUP or when it changes on disk. With leader election only the Lease holder reads
-backends and writes.
+backends and writes. While some mapping has `recyclePods`, the recycler (`recycler`) also
+watches Pending Pods and evicts those stuck without our Secret.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from backends import base
 from syncer import config, credentials, observability, plan, progress, publish, settings
 from syncer.kube import api, errors
 from syncer.reconcile import engine, observe
-from syncer.run import informer, leader, loops, queue, refresher
+from syncer.run import informer, leader, loops, queue, recycler, refresher
 
 log = logging.getLogger("syncer.run")
 
@@ -61,7 +62,7 @@ class Daemon:
         self.queue = queue.WorkQueue(clock=clock)
         self.ready = threading.Event()
         self.reload_requested = threading.Event()
-        self.caches = informer.Caches(cluster, on_change=self.queue.add, stop=self.stop,
+        self.caches = informer.Caches(cluster, on_change=self._changed, stop=self.stop,
                                       watch_timeout=watch_timeout)
         self.engine = engine.Engine(cluster, metrics=self.metrics, clock=clock,
                                     cache=self.caches, on_planned=self._pass_planned,
@@ -73,6 +74,12 @@ class Daemon:
             metrics=self.metrics, on_change=self._on_rotation, stop=self.stop, clock=clock,
             gate=publish.VerifyGate(metrics=self.metrics))
         self.refresher.configure(cfg, self.backends)
+        self.recycler = recycler.Recycler(
+            cluster, metrics=self.metrics, stop=self.stop, view=self.caches.view,
+            credentials=self.refresher.values, leading=self.leading, clock=clock,
+            ready=lambda: self.caches.synced() and self.refresher.settled(),
+            watch_timeout=watch_timeout)
+        self.recycler.configure(cfg)
         self.elector: leader.LeaderElector | None = None
         if run.leader_elect:
             namespace = run.leader_election_namespace or os.environ.get("POD_NAMESPACE", "")
@@ -95,13 +102,20 @@ class Daemon:
     def is_ready(self) -> bool:
         return self.ready.is_set() or not self.leading()
 
+    def _changed(self, namespace: str | None) -> None:
+        """A watch saw a change in `namespace` (None: maybe everywhere)."""
+        self.queue.add(namespace)
+        self.recycler.notify(namespace)  # a ServiceAccount may list our Secret now
+
     def _on_rotation(self, names: set[str]) -> None:
         self.queue.add(None)  # the diff rewrites exactly the Secrets whose content changed
+        self.recycler.notify(None)  # a credential may cover more registries now
 
     def _started_leading(self) -> None:
         self.metrics.is_leader.set(1)
         self.refresher.set_active(True)
         self.queue.add(None)
+        self.recycler.notify(None)
 
     def _stopped_leading(self) -> None:
         self.metrics.is_leader.set(0)
@@ -114,7 +128,8 @@ class Daemon:
         bodies: list[tuple[str, Callable[[], None]]] = [
             (f"watch-{inf.kind.name}", inf.run) for inf in self.caches.all]
         bodies += [("refresh", self.refresher.run), ("worker", self._work),
-                   ("housekeeping", self._housekeep)]
+                   ("housekeeping", self._housekeep), ("watch-pods", self.recycler.watch),
+                   ("recycle", self.recycler.work)]
         if self.elector is not None:
             self.metrics.is_leader.set(0)
             bodies.append(("leader-election", self.elector.run))
@@ -240,6 +255,7 @@ class Daemon:
         except errors.KubeError as exc:
             log.warning("resync failed", extra={"error": str(exc)})
         self.queue.add(None)
+        self.recycler.resync()
 
     def list_unmanaged(self) -> None:
         try:
@@ -269,6 +285,7 @@ class Daemon:
             credentials.close_backends(old)
         self.cfg = new
         self.refresher.configure(new, self.backends)
+        self.recycler.configure(new)
         log.info("config loaded", extra={"object": str(new.path)})
         self.list_unmanaged()
         self.queue.add(None)

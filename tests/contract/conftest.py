@@ -22,6 +22,7 @@ import pytest
 from syncer import model, settings
 from syncer.kube import client as kube_client
 from syncer.kube import fake
+from tests.stack import workloads
 
 HOLD = "pss.test/hold"  # a finalizer that keeps a namespace Terminating until removed
 
@@ -29,6 +30,8 @@ HOLD = "pss.test/hold"  # a finalizer that keeps a namespace Terminating until r
 class FakeWorld:
     def __init__(self) -> None:
         self.cluster = fake.FakeCluster()
+        self._apps: dict[tuple[str, str], list[str]] = {}  # images: container, then init
+        self._pods: dict[tuple[str, str], list[str]] = {}
 
     def namespace(self, *, labels: dict[str, str] | None = None) -> str:
         name = f"c-{uuid.uuid4().hex[:8]}"
@@ -55,6 +58,40 @@ class FakeWorld:
 
     def events(self, name: str) -> list[str]:
         return [reason for ref, reason, _ in self.cluster.events if ref.name == name]
+
+    # ---- Pods: the fake plays the ReplicaSet controller and the kubelet ----------------------
+    def deployment(self, ns: str, app: str, *, image: str) -> None:
+        self._apps[(ns, app)] = [image]
+        self.replacement(ns, app, instead_of="")
+
+    def bare_pod(self, ns: str, name: str, *, image: str, init_image: str | None = None,
+                 pull_secrets: tuple[str, ...] = ()) -> None:
+        self._apps[(ns, name)] = [image, *([init_image] if init_image else [])]
+        self.cluster.add_pod(ns, name, controller=False, image_pull_secrets=pull_secrets or None)
+        self._pods[(ns, name)] = [name]
+
+    def pods(self, ns: str, app: str) -> list[str]:
+        return [n for n in self._pods.get((ns, app), [])
+                if self.cluster.stored("pods", ns, n) is not None]
+
+    def replacement(self, ns: str, app: str, *, instead_of: str) -> str:
+        """The ReplicaSet controller's new Pod for `app` (admitted with the SA's secrets)."""
+        name = f"{app}-{uuid.uuid4().hex[:5]}"
+        self.cluster.add_pod(ns, name)
+        self._pods.setdefault((ns, app), []).append(name)
+        return name
+
+    def kubelet(self, ns: str, pod: str, *, reason: str = "ImagePullBackOff",
+                phase: str = "Pending", init: bool = False) -> None:
+        app = next(a for (n, a), names in self._pods.items() if n == ns and pod in names)
+        images = self._apps[(ns, app)]
+        image = images[-1] if init else images[0]
+        waiting = ((image, reason),) if phase == "Pending" else ()
+        self.cluster.set_pod_status(ns, pod, phase=phase, waiting=waiting)
+
+    def budget(self, ns: str, app: str) -> None:
+        for name in self.pods(ns, app):
+            self.cluster.protect_pod(ns, name)
 
     def close(self) -> None:
         return
@@ -113,6 +150,30 @@ class RealWorld:
         found = self.core.list_event_for_all_namespaces(
             field_selector=f"involvedObject.name={name}")
         return [e.reason for e in found.items]
+
+    # ---- Pods: the controller-manager's controllers; the test plays the kubelet --------------
+    def deployment(self, ns: str, app: str, *, image: str) -> None:
+        workloads.deployment(self.core, ns, app, image=image)
+        workloads.wait_pods(self.core, ns, app, 1)
+
+    def bare_pod(self, ns: str, name: str, *, image: str, init_image: str | None = None,
+                 pull_secrets: tuple[str, ...] = ()) -> None:
+        workloads.bare_pod(self.core, ns, name, image=image, init_image=init_image,
+                           pull_secrets=pull_secrets)
+
+    def pods(self, ns: str, app: str) -> list[str]:
+        return [p.metadata.name for p in workloads.pods(self.core, ns, app)]
+
+    def replacement(self, ns: str, app: str, *, instead_of: str) -> str:
+        new = workloads.wait_pods(self.core, ns, app, 1, exclude=frozenset({instead_of}))
+        return str(new[0].metadata.name)
+
+    def kubelet(self, ns: str, pod: str, *, reason: str = "ImagePullBackOff",
+                phase: str = "Pending", init: bool = False) -> None:
+        workloads.kubelet(self.core, ns, pod, reason=reason, phase=phase, init=init)
+
+    def budget(self, ns: str, app: str) -> None:
+        workloads.budget(self.core, ns, app)
 
     def close(self) -> None:
         for ns in self._made:

@@ -31,6 +31,13 @@ def api_error(status: int, reason: str, message: str, fields: tuple[str, ...] = 
      'terminated', kube.NamespaceTerminating),
     (403, "Forbidden", "serviceaccounts is forbidden", kube.Forbidden),
     (429, "TooManyRequests", "slow down", kube.Retryable),
+    # Kubernetes 1.37 pkg/registry/core/pod/storage/eviction.go: a budget refuses an eviction.
+    (429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+     kube.TooManyRequests),
+    (403, "Forbidden", 'poddisruptionbudgets.policy "pdb" is forbidden: pdb disruptions allowed '
+     "is negative", kube.TooManyRequests),
+    (403, "Forbidden", 'pods "x" is forbidden: User "u" cannot create resource "pods/eviction"',
+     kube.Forbidden),
     (503, "ServiceUnavailable", "", kube.Retryable),
 ])
 def test_status_codes_map_to_our_errors(status: int, reason: str, message: str,

@@ -128,5 +128,5 @@ def test_a_failed_pass_is_retried_later_through_the_queue(world: dict[str, Any])
 def test_every_loop_thread_is_alive_and_named(world: dict[str, Any]) -> None:
     names = {t.name for t in world["daemon"].threads}
     assert names == {"watch-namespaces", "watch-serviceaccounts", "watch-secrets", "refresh",
-                     "worker", "housekeeping"}
+                     "worker", "housekeeping", "watch-pods", "recycle"}
     assert world["daemon"].healthy()

@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 _PATHS = {"namespaces": "/api/v1/namespaces", "serviceaccounts": "/api/v1/serviceaccounts",
-          "secrets": "/api/v1/secrets"}
+          "secrets": "/api/v1/secrets", "pods": "/api/v1/pods"}
 _DECODERS: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
     "namespaces": codec.namespace, "serviceaccounts": codec.service_account,
-    "secrets": codec.secret,
+    "secrets": codec.secret, "pods": codec.pod,
 }
 _LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 
@@ -124,6 +124,13 @@ class Cluster:
             "PATCH", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}",
             f"PATCH serviceaccounts {ns}/{name}", body=codec.service_account_patch(change),
             content_type="application/json-patch+json", limited=True))
+
+    def evict_pod(self, namespace: str, name: str, *, uid: str = "") -> None:
+        # Not retried here: a refusal or a 5xx is retried by the recycler's own schedule.
+        self._http.call(
+            "POST", f"/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+            f"POST pods/eviction {namespace}/{name}",
+            body=codec.eviction(namespace, name, uid=uid), limited=True, retry=False)
 
     # ---- leases (not rate-limited: renewals must be on time whatever else is queued) ------
     def get_lease(self, namespace: str, name: str) -> model.Lease:

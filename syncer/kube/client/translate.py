@@ -57,6 +57,8 @@ def translate(exc: Exception, what: str, *, quote_message: bool = True) -> error
             return errors.Gone(text, status=status, reason=reason)
         if status == 403 and "being terminated" in message:
             return errors.NamespaceTerminating(text, status=status, reason=reason)
+        if status == 403 and "poddisruptionbudget" in message:  # a budget, not RBAC, says no
+            return errors.TooManyRequests(text, status=status, reason=reason)
         if status in (401, 403):
             return errors.Forbidden(text, status=status, reason=reason)
         if status == 429 and "disruption budget" in message:
