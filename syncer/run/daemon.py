@@ -146,7 +146,8 @@ class Daemon:
         log.info("starting", extra={"object": str(self.settings.http)})
         try:
             self.start()
-            self.stop.wait()
+            while not self.stop.wait(1.0):  # wake now and then: signal handlers run promptly
+                pass
         finally:
             self.shutdown()
             http.stop()
@@ -237,8 +238,9 @@ class Daemon:
     def housekeep_once(self) -> None:
         self._log_progress()
         hup = self.reload_requested.is_set()
-        if hup or fingerprint(self.cfg.path) != self._config_fp:
+        if hup:  # take it first: a SIGHUP arriving during this reload is kept for the next
             self.reload_requested.clear()
+        if hup or fingerprint(self.cfg.path) != self._config_fp:
             self.reload()
             if hup:  # SIGHUP also means: read every credential now
                 self.refresher.refresh_all()

@@ -62,3 +62,21 @@ def test_each_kind_of_broken_config_is_rejected_and_the_old_one_keeps_syncing(
 def rejections(daemon: DaemonProcess) -> list[dict[str, object]]:
     return [r for r in daemon.log_records()
             if str(r.get("msg", "")).startswith("config rejected")]
+
+
+def test_every_sighup_rereads_the_config(
+    creds: dict[str, Any], unique: str, tmp_path: Path,  # noqa: F811
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    cfg = tmp_path / "live.yaml"
+    cfg.write_text(daemon_config(creds["vault"], creds["aws"], unique))
+    daemon = start_daemon(cfg)
+    daemon.wait_ready()
+
+    def loaded() -> int:
+        return sum(r.get("msg") == "config loaded" for r in daemon.log_records())
+
+    for n in range(1, 6):
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda n=n: loaded() >= n, timeout=CONVERGE, what=f"reload {n} after SIGHUP")
+    assert daemon.get("/healthz")[0] == 200
