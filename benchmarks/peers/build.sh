@@ -31,8 +31,9 @@ began=$SECONDS
 json=$(go mod download -json "$module@$version" 2>&1 || true)
 moddir=$(sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p' <<<"$json")
 if [[ -z $moddir || ! -d $moddir ]]; then
-    err=$(sed -n 's/^\s*"Error": "\(.*\)"$/\1/p' <<<"$json" | head -1)
-    echo "peer $name: $module@$version not served by the module proxy: ${err:-$json}" >&2
+    err=$(sed -n 's/^\s*"Error": "\(.*\)"$/\1/p' <<<"$json" | head -1 \
+        | sed -E 's#reading https?://[^ ]+: ##; s#\\n\\t# #g')
+    echo "peer $name: $module@$version not served by the module proxy: ${err:-no usable answer}" >&2
     exit 3
 fi
 sum=$(sed -n 's/^\s*"Sum": "\(.*\)",$/\1/p' <<<"$json")
