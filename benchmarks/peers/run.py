@@ -113,7 +113,8 @@ def run_tool(name: str, args: argparse.Namespace, home: Path | None,
             r["cpu_seconds_total"] = measure.cpu_seconds(proc.pid)
         except Exception as exc:
             r["error"] = f"{step}: {exc!r}"
-            r["error_log_tail"] = proc_tail(proc)
+            r["error_log_tail"] = proc_tail(proc or getattr(tool, "process", None)
+                                            or getattr(tool, "daemon", None))
             print(f"# {name}: {step} failed: {exc!r}", file=sys.stderr, flush=True)
             traceback.print_exc()
         finally:

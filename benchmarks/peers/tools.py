@@ -209,9 +209,10 @@ class Eso:
 def cluster_external_secret(w: world_mod.World, *, refresh: float) -> dict[str, Any]:
     """One ClusterExternalSecret: an ExternalSecret `regcred` in every labelled namespace that
     reads each credential once (dataFrom.extract, keys prefixed by rewrite) and renders the
-    same `{"auths": …}` as our daemon with a v2 template."""
+    same `{"auths": …}` as our daemon with a v2 template (raw-string quotes in the template, so
+    that the JSON around it needs no escaping)."""
     auths = {w.registry(i): {
-        "auth": f'{{{{ printf "%s:%s" .c{i}_username .c{i}_password | b64enc }}}}',
+        "auth": f"{{{{ printf `%s:%s` .c{i}_username .c{i}_password | b64enc }}}}",
         "password": f"{{{{ .c{i}_password }}}}", "username": f"{{{{ .c{i}_username }}}}"}
         for i in range(w.credentials)}
     return {
