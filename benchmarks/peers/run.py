@@ -40,7 +40,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="N = 100 and shorter windows")
     p.add_argument("--namespaces", type=int, default=None, help="N (default 1000; quick 100)")
     p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated, in run order")
-    p.add_argument("--refresh", type=float, default=10.0, help="refresh interval, s (all tools)")
+    p.add_argument("--refresh", type=float, default=None,
+                   help="refresh interval, s, the same for all tools (60 = our default 1m; "
+                        "quick 10)")
     p.add_argument("--idle-intervals", type=int, default=3)
     p.add_argument("--new-namespaces", type=int, default=None, help="200; quick 20")
     p.add_argument("--gap", type=float, default=0.25, help="seconds between new namespaces")
@@ -50,6 +52,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.namespaces = args.namespaces or (100 if args.quick else 1000)
     args.new_namespaces = args.new_namespaces or (20 if args.quick else 200)
+    args.refresh = args.refresh or (10.0 if args.quick else 60.0)
     args.json = args.json or REPO / "benchmarks" / f"results-peers-{args.namespaces}.json"
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = sorted(set(args.tools) - set(TOOLS))
@@ -81,6 +84,7 @@ def run_tool(name: str, args: argparse.Namespace, home: Path | None,
         stack, r["stack_start_seconds"] = harness.start_stack(rt)
         w = world_mod.World(stack)
         w.seed()
+        r["credentials"] = w.credentials
         r["setup"] = w.create_namespaces(0, n)
         tool = make_tool(name, stack, home, build)
         tool.prepare(w, refresh=refresh)

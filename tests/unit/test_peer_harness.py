@@ -54,9 +54,10 @@ def fixture_results() -> dict[str, Any]:
 
 def test_quick_means_a_hundred_namespaces_and_unknown_tools_are_refused() -> None:
     args = run.parse(["--quick"])
-    assert (args.namespaces, args.new_namespaces) == (100, 20)
+    assert (args.namespaces, args.new_namespaces, args.refresh) == (100, 20, 10.0)
     assert args.json.name == "results-peers-100.json"
-    assert run.parse([]).namespaces == 1000
+    full = run.parse([])
+    assert (full.namespaces, full.refresh) == (1000, 60.0)
     with pytest.raises(SystemExit):
         run.parse(["--tools", "ours,bogus"])
 
