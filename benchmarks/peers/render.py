@@ -9,6 +9,7 @@ and put them into docs/peers.md between markers. No figure in that page is typed
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -165,6 +166,12 @@ def wins(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _short(reason: str) -> str:
+    """build.sh's refusal line without the module named twice."""
+    m = re.search(r"(\S+@\S+) not served by the module proxy: .*invalid version: (.*)", reason)
+    return f"not built: the module proxy refused {m[1]}: {m[2]}" if m else reason
+
+
 def context(results: dict[str, Any]) -> str:
     a, m = results["args"], results["machine"]
     lines = [f"N = {a['namespaces']} namespaces, refresh interval {a['refresh']:g} s for every "
@@ -175,7 +182,7 @@ def context(results: dict[str, Any]) -> str:
              f"(`{results['command']}`).", ""]
     for t in results["tools"]:
         if "not_run" in t:
-            lines.append(f"- **{t['tool']}**: not measured — {t['not_run']}")
+            lines.append(f"- **{t['tool']}**: not measured — {_short(t['not_run'])}")
             continue
         la, lb = t.get("loadavg_before") or [0], t.get("loadavg_after") or [0]
         extra = f"; **error**: {t['error']}" if t.get("error") else ""
