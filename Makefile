@@ -3,7 +3,7 @@ PYTHON ?= python3
 
 OLDEST_KUBE = $(shell awk '!/^\#/ && NF {v=$$1} END {print v}' tests/stack/kube-versions)
 
-.PHONY: setup test test-oldest lint demo dev dev-rotate dev-down bench schema
+.PHONY: setup test test-oldest lint demo dev dev-rotate dev-down bench bench-peers schema
 
 setup:  ## install Python deps, OpenBao, moto; build or reuse Kubernetes + etcd (tests/stack/kube-versions)
 	bash .ci/setup
@@ -38,3 +38,6 @@ dev-down:
 
 bench: setup
 	$(PYTHON) benchmarks/run.py
+
+bench-peers: setup  ## ours vs External Secrets Operator (+ peers the module proxy serves), N=1000; ARGS=--quick for N=100
+	$(PYTHON) benchmarks/peers/run.py $(ARGS)
