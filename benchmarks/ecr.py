@@ -24,12 +24,17 @@ FIXED_INTERVAL_MINUTES = 1.0
 
 
 def scenario(stack: harness.Stack, prefix: str, n: int, *, qps: float, burst: int,
-             lifetime: float = 40.0, timeout: float = 600.0) -> dict[str, Any]:
+             lifetime: float | None = None, timeout: float = 600.0) -> dict[str, Any]:
     """N namespaces named `prefix-*` exist. Start a daemon that writes one ECR token into each,
-    wait for one renewal, and count it."""
+    wait for one renewal, and count it. The token lives long enough (default: four times the
+    N writes at `qps`, at least 40 s) that the next renewal, half a lifetime later, falls after
+    the counted one's writes are done."""
+    lifetime = lifetime or max(40.0, 4 * n / qps + 20)
     proxy = ecrtokens.EcrTokenProxy(stack.aws.endpoint, lifetime=lifetime).start()
     config = stack.workdir / "ecr.yaml"
+    # prune off: the namespaces still hold the main scenario's Secrets of another mapping
     config.write_text(f"""version: 1
+defaults: {{prune: false}}
 backends:
   ecr: {{type: aws-ecr, region: {stack.aws.region}, endpointUrl: "{proxy.url}"}}
 credentials:
@@ -41,6 +46,7 @@ mappings:
     credentials: [prod]
     serviceAccounts: []
 """)
+    stack.reset_counts()
     daemon = harness.Daemon(stack, config, name="daemon-ecr", args=(
         "--kube-qps", str(qps), "--kube-burst", str(burst)))
     try:
@@ -72,6 +78,7 @@ mappings:
         "writes_to_converge": converged, "renewal_after_seconds": round(renewed_after, 1),
         "token_calls_per_renewal": calls, "writes_per_renewal": traffic.total_writes,
         "writes_per_renewal_detail": dict(traffic.writes),
+        "write_failures": dict(traffic.write_failures), "retries": traffic.retries,
         "per_24h": {
             "ours": {"backend_calls": renewals_per_day,
                      "kube_writes": renewals_per_day * per_call_writes},
