@@ -119,24 +119,29 @@ _RULES = [
 ]
 
 
-def daemon_identity(cluster: kube_stack.KubeCluster, workdir: Path) -> tuple[str, Path]:
-    """A ServiceAccount with the shipped RBAC (SPEC §7) and a kubeconfig with its token: the
-    daemon's requests are the audit-log events of this user, whoever else uses the cluster."""
+def bench_identity(cluster: kube_stack.KubeCluster, workdir: Path, *, name: str,
+                   rules: list[dict[str, Any]] | None) -> tuple[str, Path]:
+    """A ServiceAccount `pss-bench/<name>-<pid>-<time>` bound to `rules` (None: cluster-admin)
+    and a kubeconfig with its token (also written beside it as `<sa>.token`): the requests of
+    whoever uses it are the audit-log events of this user, whoever else uses the cluster."""
     admin = Admin(cluster)
-    ns, name = "pss-bench", f"syncer-{os.getpid()}-{int(time.time())}"
+    ns, sa = "pss-bench", f"{name}-{os.getpid()}-{int(time.time())}"
     admin.call("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}}, ok=(201, 409))
-    admin.create_service_account(ns, name)
+    admin.create_service_account(ns, sa)
     rbac = "/apis/rbac.authorization.k8s.io/v1"
-    admin.call("POST", f"{rbac}/clusterroles", body={
-        "metadata": {"name": "pss-bench-syncer"}, "rules": _RULES}, ok=(201, 409))
+    role = "cluster-admin"
+    if rules is not None:
+        role = f"pss-bench-{name}"
+        admin.call("POST", f"{rbac}/clusterroles", body={
+            "metadata": {"name": role}, "rules": rules}, ok=(201, 409))
     admin.call("POST", f"{rbac}/clusterrolebindings", body={
-        "metadata": {"name": f"pss-bench-{name}"},
+        "metadata": {"name": f"pss-bench-{sa}"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "pss-bench-syncer"},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}, ok=(201, 409))
-    token = admin.call("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token", body={
+                    "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]}, ok=(201, 409))
+    token = admin.call("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token", body={
         "spec": {"audiences": [], "expirationSeconds": 86400}}).json()["status"]["token"]
-    path = workdir / f"{name}.kubeconfig"
+    path = workdir / f"{sa}.kubeconfig"
     path.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "bench",
         "clusters": [{"name": "bench", "cluster": {
@@ -144,7 +149,13 @@ def daemon_identity(cluster: kube_stack.KubeCluster, workdir: Path) -> tuple[str
         "users": [{"name": "bench", "user": {"token": token}}],
         "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
     path.chmod(0o600)
-    return f"system:serviceaccount:{ns}:{name}", path
+    (workdir / f"{sa}.token").write_text(token)
+    return f"system:serviceaccount:{ns}:{sa}", path
+
+
+def daemon_identity(cluster: kube_stack.KubeCluster, workdir: Path) -> tuple[str, Path]:
+    """The daemon's identity: the shipped RBAC of SPEC §7."""
+    return bench_identity(cluster, workdir, name="syncer", rules=_RULES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,32 +119,6 @@ def current(secret: dict[str, Any], expected: list[tuple[str, str, str]]) -> boo
 
 def identity(cluster: Any, workdir: Path, *, name: str,
              rules: list[dict[str, Any]] | None) -> tuple[str, Path]:
-    """A ServiceAccount `pss-bench/<name>-<pid>` bound to `rules` (None: cluster-admin) and a
-    kubeconfig with its token: the tool's requests are the audit-log events of this user."""
-    admin = harness.Admin(cluster)
-    ns, sa = "pss-bench", f"{name}-{os.getpid()}-{int(time.time())}"
-    admin.call("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}}, ok=(201, 409))
-    admin.create_service_account(ns, sa)
-    rbac = "/apis/rbac.authorization.k8s.io/v1"
-    role = "cluster-admin"
-    if rules is not None:
-        role = f"pss-bench-{name}"
-        admin.call("POST", f"{rbac}/clusterroles", body={
-            "metadata": {"name": role}, "rules": rules}, ok=(201, 409))
-    admin.call("POST", f"{rbac}/clusterrolebindings", body={
-        "metadata": {"name": f"pss-bench-{sa}"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]}, ok=(201, 409))
-    token = admin.call("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token", body={
-        "spec": {"audiences": [], "expirationSeconds": 86400}}).json()["status"]["token"]
-    path = workdir / f"{sa}.kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-        "clusters": [{"name": "bench", "cluster": {
-            "server": cluster.server, "certificate-authority": str(cluster.ca_file)}}],
-        "users": [{"name": "bench", "user": {"token": token}}],
-        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
-    path.chmod(0o600)
-    (workdir / f"{sa}.token").write_text(token)
-    return f"system:serviceaccount:{ns}:{sa}", path
+    """A ServiceAccount bound to `rules` (None: cluster-admin) and a kubeconfig with its token:
+    the tool's requests are the audit-log events of this user (see harness.bench_identity)."""
+    return harness.bench_identity(cluster, workdir, name=name, rules=rules)

@@ -4,6 +4,7 @@ function field (ESO's way: no mock chains), and builders of a config with real v
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,17 @@ class FakeBackend:
 
     def close(self) -> None:
         self.closed = True
+
+
+def eventually(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll `check` until it returns something truthy (for tests of real threads)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 def basic(user: str = "bot", password: str = PW) -> Callable[[base.CredentialRef],

@@ -4,8 +4,7 @@ survives every kind of broken config reload, and retries failed passes through t
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,6 @@ from syncer import config, settings
 from syncer.kube import errors, fake
 from syncer.run import daemon
 from tests.unit import fakes
-
-
-def eventually(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -58,9 +47,9 @@ def new_namespace(cluster: fake.FakeCluster, name: str) -> str:
 
 def test_a_new_namespace_is_synced_within_moments(world: dict[str, Any]) -> None:
     d, cluster = world["daemon"], world["cluster"]
-    eventually("ready", d.is_ready)
+    fakes.eventually("ready", d.is_ready)
     ns = new_namespace(cluster, "team-new")
-    eventually("the new namespace synced", lambda: synced(cluster, ns))
+    fakes.eventually("the new namespace synced", lambda: synced(cluster, ns))
     assert d.healthy()
 
 
@@ -79,17 +68,17 @@ BROKEN = {
 def test_a_broken_config_on_reload_is_rejected_and_the_old_one_keeps_running(
         world: dict[str, Any], kind: str, caplog: pytest.LogCaptureFixture) -> None:
     d, cluster, path = world["daemon"], world["cluster"], world["path"]
-    eventually("ready", d.is_ready)
+    fakes.eventually("ready", d.is_ready)
     old = d.cfg
     with caplog.at_level(logging.ERROR):
         path.write_text(BROKEN[kind])
         d.reload_requested.set()  # like SIGHUP; the file watch would see it within a second
-        eventually("the rejection logged", lambda: any(
+        fakes.eventually("the rejection logged", lambda: any(
             "config rejected" in r.getMessage() for r in caplog.records))
     assert d.cfg is old and d.healthy()
     assert any(str(path) in str(r.__dict__.get("error", "")) for r in caplog.records)
     ns = new_namespace(cluster, f"team-after-{kind.replace(' ', '-')}")
-    eventually("a new namespace synced with the old config", lambda: synced(cluster, ns))
+    fakes.eventually("a new namespace synced with the old config", lambda: synced(cluster, ns))
 
 
 def test_a_loader_bug_on_reload_keeps_the_old_config(
@@ -111,7 +100,7 @@ def test_a_loader_bug_on_reload_keeps_the_old_config(
 
 def test_a_failed_pass_is_retried_later_through_the_queue(world: dict[str, Any]) -> None:
     d, cluster = world["daemon"], world["cluster"]
-    eventually("ready", d.is_ready)
+    fakes.eventually("ready", d.is_ready)
 
     def refuse_secrets(req: fake.Request) -> None:
         if req.verb == "POST" and req.kind == "secrets":
@@ -119,10 +108,10 @@ def test_a_failed_pass_is_retried_later_through_the_queue(world: dict[str, Any])
 
     cluster.fault = refuse_secrets
     ns = new_namespace(cluster, "team-flaky")
-    eventually("a retry scheduled", lambda: d.queue.delayed() >= 1)
+    fakes.eventually("a retry scheduled", lambda: d.queue.delayed() >= 1)
     cluster.fault = None
     d.queue.add_after(0, None)  # do not wait for the 2 s backoff in a unit test
-    eventually("synced after the retry", lambda: synced(cluster, ns))
+    fakes.eventually("synced after the retry", lambda: synced(cluster, ns))
 
 
 def test_every_loop_thread_is_alive_and_named(world: dict[str, Any]) -> None:

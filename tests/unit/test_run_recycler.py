@@ -23,16 +23,6 @@ IMAGE = "ghcr.io/org/app:1"  # the `ghcr` credential of tests/unit/fakes.py cove
 RECYCLE = "    recyclePods: true\n"
 
 
-def eventually(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def stuck_pod(cluster: fake.FakeCluster, ns: str, name: str, **kw: Any) -> model.Pod:
     return cluster.add_pod(ns, name, waiting=((IMAGE, "ImagePullBackOff"),), **kw)
 
@@ -71,7 +61,7 @@ def test_a_pod_created_before_the_secret_is_evicted_once_and_comes_back_with_it(
     cluster = fake.FakeCluster()
     race_window(cluster, "team-race")
     d = start(cluster)
-    eventually("the stuck Pod evicted", lambda: cluster.stored("pods", "team-race", "web-1")
+    fakes.eventually("the stuck Pod evicted", lambda: cluster.stored("pods", "team-race", "web-1")
                is None)
     again = cluster.add_pod("team-race", "web-2")  # the ReplicaSet's replacement
     assert "regcred" in again.image_pull_secrets  # the admission plugin copied it
@@ -88,7 +78,7 @@ def test_a_bare_pod_gets_the_event_and_is_never_deleted(
     cluster.put_service_account("team-bare", "default")
     stuck_pod(cluster, "team-bare", "bare", controller=False)
     start(cluster)
-    eventually("the Warning Event", lambda: [r for ref, r, _ in cluster.events
+    fakes.eventually("the Warning Event", lambda: [r for ref, r, _ in cluster.events
                                              if ref.name == "bare"])
     assert cluster.stored("pods", "team-bare", "bare") is not None
     assert cluster.requests["POST pods/eviction"] == 0
@@ -99,14 +89,14 @@ def test_no_pod_is_listed_while_no_mapping_recycles_and_a_reload_turns_it_on_and
     cluster = fake.FakeCluster()
     race_window(cluster, "team-late")
     d = start(cluster, extra="")
-    eventually("ready", d.is_ready)
+    fakes.eventually("ready", d.is_ready)
     time.sleep(0.3)
     assert cluster.requests["LIST pods"] == 0 and d.recycler.pods is None
     fakes.write_config(tmp_path, extra=RECYCLE)
-    eventually("recycling on after the reload", lambda: cluster.stored(
+    fakes.eventually("recycling on after the reload", lambda: cluster.stored(
         "pods", "team-late", "web-1") is None)
     fakes.write_config(tmp_path, extra="")
-    eventually("the Pod watch stopped", lambda: d.recycler.pods is None)
+    fakes.eventually("the Pod watch stopped", lambda: d.recycler.pods is None)
     stuck_pod(cluster, "team-late", "web-3", image_pull_secrets=())
     time.sleep(0.3)
     assert cluster.stored("pods", "team-late", "web-3") is not None
@@ -124,10 +114,11 @@ def test_without_the_grant_one_error_and_secrets_are_still_synced(
     with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="syncer.reconcile"):
         race_window(cluster, "team-denied")
         d = start(cluster)
-        eventually("synced anyway", lambda: cluster.stored("secrets", "team-denied", "regcred"))
-        eventually("the error", lambda: d.recycler.read_denied.active)
+        fakes.eventually("synced anyway",
+                         lambda: cluster.stored("secrets", "team-denied", "regcred"))
+        fakes.eventually("the error", lambda: d.recycler.read_denied.active)
         d.reload_requested.set()  # SIGHUP: try again at once
-        eventually("a second refused attempt", lambda: d.metrics.reconcile_errors.labels(
+        fakes.eventually("a second refused attempt", lambda: d.metrics.reconcile_errors.labels(
             reason="recycle_forbidden")._value.get() >= 2)
         assert d.healthy()
         errors_logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -136,7 +127,7 @@ def test_without_the_grant_one_error_and_secrets_are_still_synced(
             "component; everything else keeps working; retrying every 5 minutes"]
         cluster.fault = None  # the grant is added
         d.reload_requested.set()
-        eventually("evicted once allowed", lambda: cluster.stored(
+        fakes.eventually("evicted once allowed", lambda: cluster.stored(
             "pods", "team-denied", "web-1") is None)
     assert any("allowed to read pods now" in r.getMessage() for r in caplog.records)
 
