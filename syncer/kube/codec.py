@@ -221,7 +221,8 @@ def event_namespace(ref: model.ObjectRef) -> str:
 
 
 def warning_event(ref: model.ObjectRef, *, reason: str, message: str, now: str) -> JsonObject:
-    """A core/v1 Warning Event (`kubectl describe` and `kubectl events` show it)."""
+    """A core/v1 Warning Event (`kubectl events` shows it; `kubectl describe` too, except for a
+    Secret, whose description lists no Events)."""
     involved: JsonObject = {"apiVersion": "v1", "kind": ref.kind, "name": ref.name}
     if ref.kind != "Namespace":
         involved["namespace"] = ref.namespace

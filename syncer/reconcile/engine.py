@@ -146,7 +146,8 @@ class Engine:
 
 def _observed_uid(view: model.ClusterView, action: plan.Action) -> str:
     """The uid of the object a failed write was about (empty when it does not exist yet), so
-    that `kubectl describe` shows its Warning Event."""
+    that `kubectl events --for` (and, for a ServiceAccount, `kubectl describe`) shows its Warning
+    Event."""
     ns, name = plan.where(action)
     if isinstance(action, plan.PatchServiceAccount):
         sa = view.service_accounts.get(ns, {}).get(name)

@@ -271,10 +271,18 @@ def test_unmanaged_same_named_secret_is_left_byte_identical_and_sync_exits_1(
     assert pull_secret_names(core, ns) == []  # its ServiceAccounts are left alone
     events = core.list_namespaced_event(ns).items
     assert any(e.reason == "SecretConflict" and e.type == "Warning" for e in events)
-    # attached to their Secret by uid, so `kubectl describe secret` shows it
+    # attached to their Secret by uid, so `kubectl events --for secret/regcred` shows it
     described = core.list_namespaced_event(
         ns, field_selector=f"involvedObject.uid={theirs.metadata.uid}").items
     assert [e.reason for e in described] == ["SecretConflict"]
+    # We record core/v1 Events; current kubectl reads events.k8s.io/v1 (`kubectl events`), which
+    # serves the same objects with `regarding` for `involvedObject`. Read as raw JSON: the
+    # Python client's EventsV1Event model refuses the null `eventTime` of every core/v1 Event.
+    raw = k8s.EventsV1Api(core.api_client).list_namespaced_event(
+        ns, field_selector=f"regarding.uid={theirs.metadata.uid}", _preload_content=False)
+    regarding = json.loads(raw.data)["items"]
+    assert [(e["reason"], e["type"], e["regarding"]["name"]) for e in regarding] == [
+        ("SecretConflict", "Warning", "regcred")]
 
 
 def test_adopt_existing_takes_over_a_same_named_secret_and_labels_it(
