@@ -271,7 +271,7 @@ def test_unmanaged_same_named_secret_is_left_byte_identical_and_sync_exits_1(
     assert pull_secret_names(core, ns) == []  # its ServiceAccounts are left alone
     events = core.list_namespaced_event(ns).items
     assert any(e.reason == "SecretConflict" and e.type == "Warning" for e in events)
-    # attached to their Secret by uid, so `kubectl events --for secret/regcred` shows it
+    # attached to their Secret (by uid too), so `kubectl events --for secret/regcred` shows it
     described = core.list_namespaced_event(
         ns, field_selector=f"involvedObject.uid={theirs.metadata.uid}").items
     assert [e.reason for e in described] == ["SecretConflict"]

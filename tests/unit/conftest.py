@@ -10,16 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-_TOUCHED = ("syncer.reconcile", "urllib3", "kubernetes", "botocore", "boto3", "hvac")
-
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    levels = {name: logging.getLogger(name).level for name in _TOUCHED}
+    levels = {name: logger.level for name, logger in list(logging.root.manager.loggerDict.items())
+              if isinstance(logger, logging.Logger)}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    for name, old in levels.items():
-        logging.getLogger(name).setLevel(old)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))

@@ -61,8 +61,8 @@ def test_a_pod_created_before_the_secret_is_evicted_once_and_comes_back_with_it(
     cluster = fake.FakeCluster()
     race_window(cluster, "team-race")
     d = start(cluster)
-    fakes.eventually("the stuck Pod evicted", lambda: cluster.stored("pods", "team-race", "web-1")
-               is None)
+    fakes.eventually("the stuck Pod evicted",
+                     lambda: cluster.stored("pods", "team-race", "web-1") is None)
     again = cluster.add_pod("team-race", "web-2")  # the ReplicaSet's replacement
     assert "regcred" in again.image_pull_secrets  # the admission plugin copied it
     time.sleep(0.3)
@@ -78,8 +78,8 @@ def test_a_bare_pod_gets_the_event_and_is_never_deleted(
     cluster.put_service_account("team-bare", "default")
     stuck_pod(cluster, "team-bare", "bare", controller=False)
     start(cluster)
-    fakes.eventually("the Warning Event", lambda: [r for ref, r, _ in cluster.events
-                                             if ref.name == "bare"])
+    fakes.eventually("the Warning Event",
+                     lambda: [r for ref, r, _ in cluster.events if ref.name == "bare"])
     assert cluster.stored("pods", "team-bare", "bare") is not None
     assert cluster.requests["POST pods/eviction"] == 0
 
