@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# `make dev-rotate`: write a new (fake) password for the demo credential in the dev Vault and show
-# every demo Secret following it. Values are never printed: Secrets are compared by the sha256
-# prefix of their .dockerconfigjson.
+# `make dev-rotate`: a new password for the private registry of `make dev`, in the registry's
+# htpasswd and in the dev Vault; then the proof that a new Pod pulls with it: every demo Secret
+# follows (same Secret, same UID, new content) and a Pod with imagePullPolicy: Always runs.
+# Values are never printed: Secrets are compared by the sha256 prefix of their .dockerconfigjson.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
-
-need kind kubectl
+export PSS_T0=$SECONDS
+tools
 need_cluster
 
-# before[i] is the digest of DEMO_NAMESPACES[i] (indexed arrays: macOS still ships bash 3.2)
-before=()
+# before[i] / uid[i] belong to DEMO_NAMESPACES[i] (indexed arrays: macOS still ships bash 3.2)
+before=() uid=()
 say "before"
 for ns in "${DEMO_NAMESPACES[@]}"; do
     before+=("$(secret_digest "$ns")")
-    printf '%-10s %s sha256:%s\n' "$ns" "$SECRET_NAME" "${before[${#before[@]} - 1]}"
+    uid+=("$(kc -n "$ns" get secret "$SECRET_NAME" -o jsonpath='{.metadata.uid}')")
+    printf '%-10s %s sha256:%s uid %s\n' "$ns" "$SECRET_NAME" "${before[${#before[@]} - 1]}" "${uid[${#uid[@]} - 1]}"
 done
 
-say "Vault: new password at $CREDENTIAL_PATH (fake, not shown)"
-vault_cli kv patch "$CREDENTIAL_PATH" password="$(fake_password)" >/dev/null
+say "new password: registry htpasswd (the registry restarts to read it) and Vault $CREDENTIAL_PATH"
+new_password >/dev/null
+write_htpasswd
+docker restart "$REGISTRY_CONTAINER" >/dev/null
+vault_cli kv patch "$CREDENTIAL_PATH" password=- <"$STATE/password" >/dev/null
 echo "credential version now $(vault_cli kv metadata get -field=current_version "$CREDENTIAL_PATH")"
 
-say "waiting for the syncer (refreshInterval 10s in the kind overlay)"
+say "waiting for the syncer (refreshInterval 10s in deploy/kind/values-dev.yaml)"
 deadline=$((SECONDS + 120))
 for i in "${!DEMO_NAMESPACES[@]}"; do
     ns=${DEMO_NAMESPACES[$i]}
@@ -36,6 +41,13 @@ done
 say "after"
 for i in "${!DEMO_NAMESPACES[@]}"; do
     ns=${DEMO_NAMESPACES[$i]}
-    printf '%-10s %s sha256:%s -> sha256:%s\n' "$ns" "$SECRET_NAME" "${before[$i]}" "$(secret_digest "$ns")"
+    now=$(kc -n "$ns" get secret "$SECRET_NAME" -o jsonpath='{.metadata.uid}')
+    [[ $now == "${uid[$i]}" ]] || die "Secret $ns/$SECRET_NAME was replaced (uid ${uid[$i]} -> $now), not updated"
+    printf '%-10s %s sha256:%s -> sha256:%s, uid unchanged\n' "$ns" "$SECRET_NAME" "${before[$i]}" "$(secret_digest "$ns")"
 done
-show_secret demo-a
+
+say "proof: a new Pod (imagePullPolicy: Always) pulls with the new password"
+hello_pod demo-a hello-rotated
+wait_pod demo-a hello-rotated 180 Running || { pull_events demo-a hello-rotated >&2; die "the Pod did not pull with the new password"; }
+echo "pod demo-a/hello-rotated: Running"
+pull_events demo-a hello-rotated | grep -m1 '^Pulled:' || true

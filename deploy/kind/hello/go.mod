@@ -1,0 +1,3 @@
+module pullsecret-syncer.dev/hello
+
+go 1.22
