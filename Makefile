@@ -3,7 +3,7 @@ PYTHON ?= python3
 
 OLDEST_KUBE = $(shell awk '!/^\#/ && NF {v=$$1} END {print v}' tests/stack/kube-versions)
 
-.PHONY: setup test test-oldest lint demo dev dev-rotate dev-down bench bench-peers schema
+.PHONY: setup test test-oldest test-kind lint demo dev dev-rotate dev-down bench bench-peers schema
 
 setup:  ## install Python deps, OpenBao, moto; build or reuse Kubernetes + etcd (tests/stack/kube-versions)
 	bash .ci/setup
@@ -27,14 +27,21 @@ schema:  ## regenerate config/schema.json from syncer/config.py
 demo: setup  ## run the daemon against the local real stack and narrate what it does
 	$(PYTHON) deploy/demo/demo.py
 
-dev:  ## kind cluster + dev Vault + the syncer (needs Docker and kind)
+# The kind environment (deploy/kind/, docs/install.md "Try it locally"): a kind cluster, a dev
+# Vault (OpenBao), a private registry and the syncer installed by its Helm chart; ends with the
+# proof that a Pod pulls the private image through the Secret it wrote.
+dev:  ## kind cluster + dev Vault + private registry + the syncer (Helm), then the pull proof
+	bash tests/stack/docker.sh up
 	bash deploy/kind/dev-up.sh
 
-dev-rotate:
+dev-rotate:  ## new registry password in the registry and Vault; a new Pod pulls with it
 	bash deploy/kind/dev-rotate.sh
 
-dev-down:
+dev-down:  ## delete the kind cluster, the registry and their network
 	bash deploy/kind/dev-down.sh
+
+test-kind: setup  ## the kind layer (tests/kind): make dev's environment, every proof asserted, then down
+	$(PYTHON) -m pytest tests/kind --timeout=5400 -s
 
 bench: setup
 	$(PYTHON) benchmarks/run.py

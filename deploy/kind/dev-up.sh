@@ -21,7 +21,7 @@ source "$here/lib.sh"
 cd "$ROOT"
 export PSS_T0=$SECONDS
 
-need docker
+preflight
 docker info >/dev/null 2>&1 || die "docker is installed but its daemon does not answer (tests/stack/docker.sh up starts one)"
 mkdir -p "$STATE"
 tools
@@ -119,6 +119,7 @@ else
 fi
 node_trusts_registry
 push_hello_image
+echo "$PRIVATE_IMAGE" >"$STATE/private-image"
 echo "pushed $PRIVATE_IMAGE"
 
 say "dev Vault (OpenBao, dev mode) in namespace vault"

@@ -20,6 +20,8 @@ REGISTRY_USER=demo
 PRIVATE_IMAGE=$REGISTRY/demo/hello:v1
 # demo-a and demo-b match the pattern "demo-*"; team-blue matches the label selector.
 DEMO_NAMESPACES=(demo-a demo-b team-blue)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+_cache=${XDG_CACHE_HOME:-$HOME/.cache}/pullsecret-syncer
 # Files of the running environment (htpasswd, generated kind config, the current password):
 # outside the repository, removed by `make dev-down`.
 STATE=${XDG_CACHE_HOME:-$HOME/.cache}/pullsecret-syncer/kind-dev-$CLUSTER
@@ -43,19 +45,33 @@ need() {
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     if ((${#missing[@]})); then
-        die "missing on PATH: ${missing[*]} (the kind environment needs docker, kind and kubectl:
-  docker  https://docs.docker.com/engine/install/
-  kind    https://kind.sigs.k8s.io/docs/user/quick-start/#installation
-  kubectl https://kubernetes.io/docs/tasks/tools/)"
+        die "missing on PATH: ${missing[*]} (the kind environment needs:
+  docker   a running engine: https://docs.docker.com/engine/install/ (or tests/stack/docker.sh up)
+  kind     https://kind.sigs.k8s.io/docs/user/quick-start/#installation, or Go (go.dev/dl) to build it
+  kubectl  https://kubernetes.io/docs/tasks/tools/
+  htpasswd, skopeo, go  Debian/Ubuntu: apt-get install apache2-utils skopeo golang (make setup does))"
     fi
+}
+
+# preflight : every tool `make dev` needs, all missing ones named at once, before anything runs
+preflight() {
+    local missing=() tool
+    for tool in docker htpasswd skopeo go; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    if [[ ! -x $_cache/kind-$KIND_VERSION/kind ]] && ! command -v go >/dev/null 2>&1 && ! command -v kind >/dev/null 2>&1; then
+        missing+=(kind)
+    fi
+    if [[ ! -x $_cache/kind-node/kubernetes-$KUBE_VERSION/kubectl ]] && ! command -v kubectl >/dev/null 2>&1; then
+        missing+=(kubectl)
+    fi
+    ((${#missing[@]} == 0)) || need "${missing[@]}"
 }
 
 # Tools. kind: the pinned one, built once through the Go module proxy by
 # tests/stack/build-kind.sh (where Go is missing: kind from PATH). kubectl: the one built for the
 # node image when it is there (same version as the cluster), else kubectl from PATH. helm: the
 # cached build of tests/stack/build-helm.sh, else helm from PATH.
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-_cache=${XDG_CACHE_HOME:-$HOME/.cache}/pullsecret-syncer
 tools() {
     if [[ -x $_cache/kind-$KIND_VERSION/kind ]]; then
         KIND=$_cache/kind-$KIND_VERSION/kind
@@ -104,7 +120,7 @@ need_cluster() {
     cluster_exists || die "no kind cluster '$CLUSTER': run 'make dev' first"
 }
 
-kc() { "$KUBECTL" --context "$CONTEXT" "$@"; }
+kc() { "${KUBECTL:-kubectl}" --context "$CONTEXT" "$@"; }
 
 # vault_cli ARGS... : the OpenBao CLI inside the dev Vault pod (BAO_ADDR/BAO_TOKEN set there).
 vault_cli() { kc -n vault exec -i deploy/vault -- bao "$@"; }

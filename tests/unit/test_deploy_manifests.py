@@ -339,14 +339,14 @@ def test_kind_overlay_vault_address_is_the_dev_vault_service() -> None:
     )
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     vault = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert vault["image"].startswith("hashicorp/vault:")
-    assert not vault["image"].endswith(":latest")
-    assert vault["args"] == ["server", "-dev"]
+    # OpenBao in dev mode; dev-up.sh fills in the image it pulled or built
+    assert vault["image"] == "@OPENBAO_IMAGE@"
+    assert "@OPENBAO_IMAGE@" in (DEPLOY / "kind" / "dev-up.sh").read_text()
+    assert vault["command"] == ["bao"]
+    assert vault["args"][:2] == ["server", "-dev"]
+    assert "-dev-root-token-id=$(BAO_TOKEN)" in vault["args"]
     env = {e["name"]: e for e in vault["env"]}
-    assert (
-        env["VAULT_DEV_ROOT_TOKEN_ID"]["valueFrom"]["secretKeyRef"]["name"]
-        == "vault-dev-root-token"
-    )
+    assert env["BAO_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "vault-dev-root-token"
     # Kubernetes auth needs Vault's own ServiceAccount to be allowed TokenReviews
     crb = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
     assert crb["roleRef"]["name"] == "system:auth-delegator"
@@ -759,7 +759,7 @@ def test_script_stops_at_the_first_error(script: str) -> None:
 
 
 def test_dev_up_names_every_missing_tool_before_doing_anything(tmp_path: Path) -> None:
-    # a machine with coreutils but without docker, kind and kubectl
+    # a machine with coreutils but without docker, htpasswd, skopeo, go, kind and kubectl
     for tool in ("dirname", "cat"):
         found = shutil.which(tool)
         assert found
@@ -776,7 +776,7 @@ def test_dev_up_names_every_missing_tool_before_doing_anything(tmp_path: Path) -
         cwd="/",
     )
     assert proc.returncode == 1
-    assert "missing on PATH: docker kind kubectl" in proc.stderr
+    assert "missing on PATH: docker htpasswd skopeo go kind kubectl" in proc.stderr
     assert "kind.sigs.k8s.io" in proc.stderr
     assert proc.stdout == ""
 
