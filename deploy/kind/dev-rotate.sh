@@ -26,7 +26,7 @@ new_password >/dev/null
 write_htpasswd
 docker restart "$REGISTRY_CONTAINER" >/dev/null
 vault_cli kv patch "$CREDENTIAL_PATH" password=- <"$STATE/password" >/dev/null
-echo "credential version now $(vault_cli kv metadata get -field=current_version "$CREDENTIAL_PATH")"
+echo "credential version now $(vault_cli kv metadata get -format=json "$CREDENTIAL_PATH" | sed -n 's/^ *"current_version": \([0-9]*\).*/\1/p')"
 
 say "waiting for the syncer (refreshInterval 10s in deploy/kind/values-dev.yaml)"
 deadline=$((SECONDS + 120))

@@ -61,7 +61,7 @@ if privileged_works "$node_image"; then
     echo "docker run --privileged works"
 else
     # Docker 20.10 without CAP_SYS_RESOURCE in the host's bounding set (see deploy/kind/shim/docker)
-    echo "docker run --privileged fails here ($(tail -n 1 "$STATE/privileged.err" | cut -c1-160))"
+    echo "docker run --privileged fails here: $(grep -m1 -o 'unable to apply caps[^"]*\|Error.*' "$STATE/privileged.err" | cut -c1-160)"
     echo "-> kind runs through deploy/kind/shim/docker: nodes get every capability but CAP_SYS_RESOURCE, /proc/sys read-only"
     cp "$STATE/privileged.err" "$STATE/use-docker-shim"
     if ! $local_node; then

@@ -199,6 +199,13 @@ def wait_secret_and_sa(ns: str, *, timeout: float = 120) -> dict[str, Any]:
     return eventually(probe, timeout=timeout, what=f"Secret {ns}/{SECRET} listed by {ns}/default")
 
 
+def registry_log() -> str:
+    proc = subprocess.run(
+        ["docker", "logs", f"{CLUSTER}-registry"], capture_output=True, text=True, check=True
+    )
+    return proc.stdout + proc.stderr
+
+
 def sysctls() -> dict[str, str]:
     """`sysctl -a` of this host (its own network namespace)."""
     out = subprocess.run(["sysctl", "-a"], capture_output=True, text=True, check=False).stdout

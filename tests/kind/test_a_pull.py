@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 from tests.kind import cluster
 from tests.kind.conftest import KindEnv
@@ -39,9 +40,14 @@ def test_the_same_pod_in_an_unselected_namespace_is_refused(kind_env: KindEnv) -
     pod = cluster.wait_pod(ns, "hello", {"ErrImagePull", "ImagePullBackOff"})
     assert not pod["spec"].get("imagePullSecrets")
     assert cluster.SECRET not in cluster.kubectl("-n", ns, "get", "secrets", "-o", "name")
-    def with_401() -> str | None:
+    # containerd's words for the registry's 401 Basic challenge it had no credentials for
+    def denied() -> str | None:
         text = cluster.events(ns, "hello")
-        return text if "401" in text else None
+        return text if "authorization failed: no basic auth credentials" in text else None
 
-    text = cluster.eventually(with_401, timeout=60, what=f"a 401 in {ns}/hello's Events")
-    assert "401 Unauthorized" in text
+    cluster.eventually(denied, timeout=60, what=f"an authorization failure in {ns}/hello's Events")
+    # and the registry's own answer, in its access log
+    ref = cluster.private_image().split("/", 1)[1]
+    repo, tag = ref.rsplit(":", 1)
+    log = cluster.registry_log()
+    assert re.search(rf'"HEAD /v2/{repo}/manifests/{tag} HTTP/1.1" 401 .*containerd', log)
