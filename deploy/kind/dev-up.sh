@@ -91,6 +91,10 @@ YAML
 fi
 
 say "kind cluster '$CLUSTER' (context $CONTEXT)"
+# kind would create its Docker network with IPv6, and Docker then sets the HOST's
+# net.ipv6.conf.all.forwarding=1 (and never sets it back): an IPv4-only network of our own, which
+# kind uses as it finds it
+docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
 if cluster_exists; then
     echo "exists, reusing it"
 else
