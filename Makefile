@@ -41,7 +41,7 @@ dev-down:  ## delete the kind cluster, the registry and their network
 	bash deploy/kind/dev-down.sh
 
 test-kind: setup  ## the kind layer (tests/kind): make dev's environment, every proof asserted, then down
-	$(PYTHON) -m pytest tests/kind --timeout=5400 -s
+	$(PYTHON) -m pytest tests/kind -p no:randomly --timeout=5400 -s
 
 bench: setup
 	$(PYTHON) benchmarks/run.py

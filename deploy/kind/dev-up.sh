@@ -167,10 +167,15 @@ say "pullsecret-syncer: image $IMAGE, Helm chart deploy/helm/pullsecret-syncer"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || die "no image $IMAGE: run 'make image' first"
 kind_ load docker-image "$IMAGE" --name "$CLUSTER" >/dev/null
 helm_tool
+installed=false
+"$HELM" status "$RELEASE" --kube-context "$CONTEXT" --namespace "$SYNCER_NS" >/dev/null 2>&1 && installed=true
 "$HELM" upgrade --install "$RELEASE" deploy/helm/pullsecret-syncer --kube-context "$CONTEXT" \
-    --namespace "$SYNCER_NS" --create-namespace -f deploy/kind/values-dev.yaml --wait --timeout 180s
-# same tag, maybe a new image: restart so the pods run the image just loaded
-kc -n "$SYNCER_NS" rollout restart deploy/pullsecret-syncer >/dev/null
+    --namespace "$SYNCER_NS" --create-namespace -f deploy/kind/values-dev.yaml --hide-notes \
+    --wait --timeout 180s
+if $installed; then
+    # same tag, maybe a new image: restart so the pods run the image just loaded
+    kc -n "$SYNCER_NS" rollout restart deploy/pullsecret-syncer >/dev/null
+fi
 kc -n "$SYNCER_NS" rollout status deploy/pullsecret-syncer --timeout=180s
 
 say "demo namespaces: demo-a, demo-b (pattern demo-*), team-blue (label pull-secrets=enabled)"

@@ -348,7 +348,7 @@ proof_pull() {
     done
     hello_pod "$ns" hello
     wait_pod "$ns" hello 180 Running || { pull_events "$ns" hello >&2; die "the Pod in $ns did not pull $PRIVATE_IMAGE"; }
-    echo "pod $ns/hello: Running; its spec names no imagePullSecrets, its ServiceAccount 'default' lists: $(kc -n "$ns" get pod hello -o jsonpath='{.spec.imagePullSecrets[*].name}')"
+    echo "pod $ns/hello: Running (its manifest names no imagePullSecrets; admission gave it its ServiceAccount's: $(kc -n "$ns" get pod hello -o jsonpath='{.spec.imagePullSecrets[*].name}'))"
     pull_events "$ns" hello | grep -m1 '^Pulled:' || true
 }
 
