@@ -716,6 +716,7 @@ def shell_scripts() -> list[Path]:
             for part in p.relative_to(REPO).parts[:-1]
         )
     )
+    scripts.append(DEPLOY / "kind" / "shim" / "docker")  # kind's docker shim (no .sh: it is `docker`)
     ci = REPO / ".ci"
     if ci.is_dir():
         for p in sorted(ci.iterdir()):
@@ -734,6 +735,9 @@ def test_every_deploy_script_is_checked() -> None:
         "deploy/kind/dev-up.sh",
         "deploy/kind/dev-rotate.sh",
         "deploy/kind/dev-down.sh",
+        "deploy/kind/shim/docker",
+        "tests/stack/build-kind.sh",
+        "tests/stack/kind-node/patch-rootfs.sh",
     } <= names
 
 
