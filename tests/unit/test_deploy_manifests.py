@@ -564,12 +564,13 @@ def test_dockerfile_final_stage_runs_as_numeric_non_root_user() -> None:
     assert dockerfile().final.base.endswith(":nonroot")
 
 
-def test_dockerfile_entrypoint_is_exec_form_pullsecret_syncer_run_with_json_logs() -> None:
+def test_dockerfile_entrypoint_is_the_cli_and_its_default_command_runs_with_json_logs() -> None:
     df = dockerfile()
     entrypoint = df.final_entrypoint
     assert Path(entrypoint[0]).name == "pullsecret-syncer"
-    assert entrypoint[1:] == ["run"]
+    assert entrypoint[1:] == []  # `docker run IMAGE version` works
     cmd = json.loads(df.last("CMD"))
+    assert cmd[0] == "run"
     assert cmd[cmd.index("--log-format") + 1] == "json"
     assert cmd[cmd.index("--config") + 1] == CONFIG_PATH
     assert df.last("EXPOSE") == "8080"
