@@ -198,6 +198,19 @@ def test_bindings_grant_the_roles_to_the_pods_service_account(name: str) -> None
 
 
 @overlay
+def test_a_rollout_never_runs_two_writers(name: str) -> None:
+    """A RollingUpdate starts the new pod before the old one stops: only the Lease keeps them
+    from writing side by side, so every overlay elects a leader (docs/operations.md)."""
+    deployment = one(name, "Deployment", "pullsecret-syncer")
+    strategy = deployment["spec"].get("strategy", {}).get("type", "RollingUpdate")
+    if "--leader-elect" not in container(name)["args"]:
+        assert strategy == "Recreate" and deployment["spec"]["replicas"] == 1
+    else:
+        lease = [r for r in one(name, "Role")["rules"] if "leases" in r["resources"]]
+        assert lease, "--leader-elect without the Lease grant elects nobody"
+
+
+@overlay
 def test_deployment_runs_two_leader_elected_replicas_with_the_spec_command_line(
     name: str,
 ) -> None:
