@@ -388,6 +388,19 @@ def test_rbac_equals_the_kustomize_base(
     assert (("ClusterRole", f"{NAME}-recycle-pods") in ours) is recycle_pods
 
 
+@pytest.mark.parametrize("recycle_pods", [False, True], ids=["base", "base+recycle-pods"])
+def test_rbac_grants_exactly_the_verbs_the_code_calls(
+    helm: helm_stack.Helm, recycle_pods: bool,
+) -> None:
+    from tests.unit import rbac_calls
+
+    values = {"recyclePods": {"rbac": True}} if recycle_pods else None
+    docs = [d for d in render(helm, values) if d not in hooks(render(helm, values))]
+    rules = [rule for d in docs if d["kind"] in ("ClusterRole", "Role") for rule in d["rules"]]
+    wanted = rbac_calls.base_calls() | (rbac_calls.recycle_calls() if recycle_pods else set())
+    assert rbac_calls.granted(rules) == wanted
+
+
 @pytest.mark.parametrize("values", [None, ALL_OPTIONS], ids=["defaults", "all-options"])
 def test_pods_are_hardened_exactly_like_the_kustomize_base(
     helm: helm_stack.Helm, tmp_path: Path, values: dict[str, Any] | None,
