@@ -65,7 +65,10 @@ class Findings:
             extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping},
             message=f"secret {sc.name!r} is not managed by pullsecret-syncer (no "
                     f"{model.MANAGED_BY_LABEL} label); mapping {sc.mapping!r} skipped this "
-                    "namespace. Delete it or set adoptExisting: true.")
+                    "namespace. " + (
+                        "adoptExisting cannot take it over: it is immutable: true, so its data "
+                        "cannot change. Delete it." if sc.immutable else
+                        "Delete it or set adoptExisting: true."))
 
     def mapping_conflict(self, mc: desired.MappingConflict,
                          namespaces: Mapping[str, model.Namespace], *, dry_run: bool) -> None:
