@@ -127,6 +127,13 @@ class Findings:
                        f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
                        "image; it has no controller, so pullsecret-syncer never deletes it: "
                        "recreate it to pick up the secret")
+        elif m.why == "job":
+            msg = "pod of a job cannot pull its image without the secret; not evicted"
+            message = (f"this pod was created before serviceaccount {m.service_account!r} listed "
+                       f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
+                       "image; it belongs to a Job, whose backoffLimit counts an evicted pod as "
+                       "a failure, so pullsecret-syncer does not evict it: delete it if the Job "
+                       "can afford one more failure (its next pod gets the secret)")
         else:
             msg = "pod cannot pull its image without the secret and names its own; not evicted"
             message = (f"this pod names its own imagePullSecrets, so a recreated pod would not get "
