@@ -3,7 +3,7 @@ blow up its memory, and the other credentials are published meanwhile.
 
 Real parts: the `sync` CLI as a subprocess, OpenBao, the real apiserver, the real CNCF registry
 for the good credential. The hostile registries are small local servers speaking raw HTTP over
-loopback sockets: one drips its answer one byte every 3 s (it would take hours to finish), one
+loopback sockets: one drips its answer one byte a second (a minute and more to finish), one
 answers `401` with a 400 MB body and names a token realm answering 200 with another 400 MB.
 The peak memory of the `sync` process comes from the kernel (`wait4`'s rusage).
 """
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,11 @@ class HostileRegistry:
 
 
 def drip(conn: socket.socket, request: bytes, port: int) -> None:
-    """One byte of a `401` every 3 s: a per-read timeout never fires, the answer never ends."""
+    """One byte of a `401` every second: a per-read timeout (2 s and more) never fires, and the
+    answer takes over a minute."""
     for byte in b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"drip\"\r\n\r\n":
         conn.sendall(bytes([byte]))
-        time.sleep(3)
+        time.sleep(1)
 
 
 def flood(conn: socket.socket, request: bytes, port: int) -> None:
@@ -171,3 +173,44 @@ mappings:{mappings}
     assert "Traceback" not in output
     for value in (GOOD, HOSTILE):
         assert value not in output
+
+
+@pytest.mark.parametrize("answer", [drip, flood], ids=["drip", "flood"])
+def test_a_check_ends_within_its_request_bound_whatever_the_registry_does(
+    answer: Callable[[socket.socket, bytes, int], None], hostile: Callable[..., HostileRegistry],
+) -> None:
+    from syncer import verify
+
+    server = hostile(answer)
+    started = time.monotonic()
+    outcome = verify.check(server.key, {"username": USER, "password": HOSTILE},
+                           options=verify.Options(plain_http=True), timeout=2, deadline=3)
+    seconds = time.monotonic() - started
+
+    assert outcome.result == "unreachable", outcome
+    assert seconds < 3.5
+    assert HOSTILE not in outcome.detail
+
+
+def test_checks_of_one_credential_run_side_by_side(
+    hostile: Callable[..., HostileRegistry], registry_factory: Callable[..., Any],
+) -> None:
+    """Three dripping registries in one credential cost one bound, not three."""
+    from syncer import config, publish, verify
+
+    servers = [hostile(drip) for _ in range(3)]
+    real = registry_factory(auth="htpasswd", users={USER: GOOD})
+    auths = {s.key: {"username": USER, "password": HOSTILE} for s in servers}
+    auths[real.key] = {"username": USER, "password": GOOD}
+
+    def check(key: str, entry: Any, *, options: verify.Options) -> verify.Outcome:
+        return verify.check(key, entry, options=options, timeout=2, deadline=3)
+
+    spec = types.SimpleNamespace(name="many", verify=config.VerifySpec(plain_http=True))
+    started = time.monotonic()
+    found = publish.VerifyGate(check=check).outcomes(spec, auths)  # type: ignore[arg-type]
+    seconds = time.monotonic() - started
+
+    assert seconds < 3.5, seconds  # one bound (2 s), not three in a row
+    assert found[real.key].result == "ok"
+    assert {found[s.key].result for s in servers} == {"unreachable"}
