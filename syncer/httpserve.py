@@ -71,7 +71,11 @@ class Server:
             self._server.close()
             for writer in list(self._open):
                 writer.transport.abort()
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(Exception):
+                self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
                 self._loop.run_until_complete(self._server.wait_closed())
             self._loop.close()
 
