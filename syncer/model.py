@@ -83,6 +83,7 @@ class Pod:
     phase: str
     waiting: tuple[tuple[str, str], ...] = ()  # (image, reason) of waiting (init) containers
     terminating: bool = False  # deletionTimestamp set
+    controller_kind: str = ""  # "Job", "ReplicaSet", … of that owner reference
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,7 @@ class SecretConflict:
     name: str
     mapping: str
     uid: str = field(default="", compare=False)  # of their Secret, for the Warning Event
+    immutable: bool = False  # adoptExisting, but the data of their Secret cannot change
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,10 @@ def secret_actions(
         if data is None:
             blocked.append(Blocked(target.namespace, target.name, target.mapping,
                                    target.rendered.missing))
+            return [], False
+        if _needs_replacing(observed, data) == "immutable":  # the write would be refused (422)
+            conflicts.append(SecretConflict(target.namespace, target.name, target.mapping,
+                                            observed.uid, immutable=True))
             return [], False
         return [UpdateSecret(_content(target, data), observed.resource_version,
                              drop_keys=observed.data_keys, adopt=True)], True

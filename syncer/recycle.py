@@ -13,10 +13,13 @@ for which an eviction helps — all of these hold:
 - the Pod is Pending and not already terminating;
 - it has a controller owner reference (it will be recreated, now with the Secret), and it got its
   `imagePullSecrets` from the ServiceAccount — every entry it has is also the ServiceAccount's —
-  for a Pod whose template names its own would come back without ours again.
+  for a Pod whose template names its own would come back without ours again;
+- its controller is not a Job: the Job controller counts an evicted Pod as a failed one against
+  the Job's `backoffLimit` (a Job with `backoffLimit: 0` would fail outright), and we cannot see
+  how much of it is left without reading Jobs.
 
-A Pod without a controller is never evicted; like one whose template names its own secrets, it
-gets a Warning Event (`MissingSecret`, reported as `PullSecretMissing`) instead.
+A Pod without a controller is never evicted; like one whose template names its own secrets, or
+one of a Job, it gets a Warning Event (`MissingSecret`, reported as `PullSecretMissing`) instead.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class MissingSecret:
     mapping: str
     secret_name: str
     service_account: str
-    why: Literal["no-controller", "own-pull-secrets"]
+    why: Literal["no-controller", "own-pull-secrets", "job"]
 
 
 Decision = plan.EvictPod | MissingSecret | None
@@ -117,12 +120,16 @@ def decide(pod: model.Pod, where: Scene) -> Decision:
                 or sa is None or target.secret_name not in sa.image_pull_secrets
                 or not stuck_on(pod, target.registries)):
             continue
-        if not pod.has_controller or not set(pod.image_pull_secrets) <= set(
-                sa.image_pull_secrets):
-            return MissingSecret(
-                pod.namespace, pod.name, pod.uid, target.mapping, target.secret_name,
-                pod.service_account,
-                "no-controller" if not pod.has_controller else "own-pull-secrets")
+        why: Literal["no-controller", "own-pull-secrets", "job"] | None = None
+        if not pod.has_controller:
+            why = "no-controller"
+        elif not set(pod.image_pull_secrets) <= set(sa.image_pull_secrets):
+            why = "own-pull-secrets"
+        elif pod.controller_kind == "Job":
+            why = "job"
+        if why is not None:
+            return MissingSecret(pod.namespace, pod.name, pod.uid, target.mapping,
+                                 target.secret_name, pod.service_account, why)
         return plan.EvictPod(pod.namespace, pod.name, pod.uid, mapping=target.mapping,
                              secret_name=target.secret_name, credentials=target.credentials)
     return None

@@ -103,6 +103,7 @@ def pod(obj: Mapping[str, Any]) -> model.Pod:
                 image = images.get(str(st.get("name", ""))) or str(st.get("image", ""))
                 waiting.append((sys.intern(image), sys.intern(str(wait["reason"]))))
     account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    controllers = [r for r in _dicts(meta.get("ownerReferences")) if r.get("controller") is True]
     return model.Pod(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
@@ -111,11 +112,11 @@ def pod(obj: Mapping[str, Any]) -> model.Pod:
         service_account=sys.intern(str(account)),
         image_pull_secrets=tuple(sys.intern(str(r.get("name", "")))
                                  for r in _dicts(spec.get("imagePullSecrets"))),
-        has_controller=any(r.get("controller") is True
-                           for r in _dicts(meta.get("ownerReferences"))),
+        has_controller=bool(controllers),
         phase=sys.intern(str(status.get("phase", ""))),
         waiting=tuple(waiting),
         terminating=bool(meta.get("deletionTimestamp")),
+        controller_kind=sys.intern(str(controllers[0].get("kind", ""))) if controllers else "",
     )
 
 

@@ -344,6 +344,26 @@ def test_adopt_existing_takes_over_an_unmanaged_secret_then_references_it() -> N
     assert the_plan.conflicts == ()
 
 
+def test_adopt_of_an_immutable_foreign_secret_is_a_conflict_not_a_write_refused_every_pass(
+) -> None:
+    """Its data cannot change (the apiserver answers 422): reported once as a conflict (the
+    Warning Event is de-duplicated hourly), never written, the pass itself not failed."""
+    import dataclasses
+
+    cfg = make_config(make_mapping(names=(NS,), adopt=True))
+    theirs = dataclasses.replace(managed_secret(managed=False, labels={}, annotations={},
+                                                data=b"{}"), immutable=True)
+    the_plan = run_plan(cfg, make_view([ns(NS)], [theirs], [sa()]))
+    assert the_plan.actions == ()
+    assert the_plan.conflicts == (plan.SecretConflict(NS, "regcred", "team-a", immutable=True),)
+
+    # immutable but already holding exactly our data: adopting changes only metadata, allowed
+    ours = desired.render_mapping(cfg.mappings[0], CREDS).data
+    same = dataclasses.replace(theirs, data=ours)
+    assert lines(run_plan(cfg, make_view([ns(NS)], [same], [sa()])))[0] == (
+        "adopt secret team-a-dev/regcred (dockerhub)")
+
+
 def test_adopt_while_the_credential_has_no_value_leaves_the_foreign_secret_alone() -> None:
     cfg = make_config(make_mapping(names=(NS,), adopt=True, credentials=("ghcr",)))
     theirs = managed_secret(managed=False, labels={}, annotations={})

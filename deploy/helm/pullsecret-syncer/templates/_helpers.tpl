@@ -38,13 +38,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 {{- end -}}
 
-{{/* --leader-elect: explicit when leaderElection.enabled is set, else on when replicas > 1. */}}
+{{/* --leader-elect: always. Without it a rolling update (the new pod starts before the old one
+stops) runs two writers; leaderElection.enabled=false is refused rather than honoured. */}}
 {{- define "pullsecret-syncer.leaderElect" -}}
-{{- if kindIs "bool" .Values.leaderElection.enabled -}}
-{{- .Values.leaderElection.enabled -}}
-{{- else -}}
-{{- gt (int .Values.replicas) 1 -}}
+{{- if and (kindIs "bool" .Values.leaderElection.enabled) (not .Values.leaderElection.enabled) -}}
+{{- fail "leaderElection.enabled=false is not supported: without leader election a rollout runs the old and the new pod side by side, two writers (see docs/operations.md, Leader election and rollouts)" -}}
 {{- end -}}
+true
 {{- end -}}
 
 {{/* The pod security context of deploy/kubernetes/base/deployment.yaml, exactly. */}}
