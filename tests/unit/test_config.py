@@ -360,8 +360,8 @@ def test_directory_instead_of_file_is_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["", "- a\n- b\n", f"{SENTINEL}\n"])
 def test_top_level_must_be_a_mapping(tmp_path: Path, text: str) -> None:
     assert problems(tmp_path, text) == (
-        "(top level): expected a mapping with keys version, defaults, backends, credentials, "
-        "mappings",
+        "(top level): expected a mapping with keys version, instance, defaults, backends, "
+        "credentials, mappings",
     )
 
 
