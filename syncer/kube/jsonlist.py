@@ -15,7 +15,7 @@ from typing import Any
 
 MAX_ITEM_BYTES = 16 * 1024 * 1024  # far above the apiserver's own object limit (~1.5 MiB)
 _SPECIAL = re.compile(rb'["{}\[\]]')
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_STRING_BODY = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')  # up to the closing quote (or a lone \\)
 
 
 class TooLarge(ValueError):
@@ -35,26 +35,33 @@ class Splitter:
         self._item_start: int | None = None
         self._last_key = b""
         self._skeleton = bytearray()
+        self._string_start: int | None = None  # a string that goes on in the next chunk
 
     def feed(self, chunk: bytes) -> list[bytes]:
         self._buf += chunk
         out: list[bytes] = []
         buf = self._buf
         while True:
+            if self._string_start is not None:  # resume inside a string where we stopped
+                body = _STRING_BODY.match(buf, self._pos)  # matches, if only the empty string
+                end = body.end() if body is not None else self._pos
+                if end >= len(buf) or buf[end] != 0x22:  # goes on in the next chunk
+                    self._pos = end
+                    break
+                if self._depth == 1:
+                    self._last_key = bytes(buf[self._string_start:end + 1])
+                self._string_start = None
+                self._pos = end + 1
+                continue
             found = _SPECIAL.search(buf, self._pos)
             if found is None:
                 self._pos = len(buf)
                 break
             i = found.start()
             char = buf[i]
-            if char == 0x22:  # '"'
-                string = _STRING.match(buf, i)
-                if string is None:  # the string goes on in the next chunk
-                    self._pos = i
-                    break
-                if self._depth == 1:
-                    self._last_key = bytes(string.group())
-                self._pos = string.end()
+            if char == 0x22:  # '"': scan its body (resumed above)
+                self._string_start = i
+                self._pos = i + 1
                 continue
             self._pos = i + 1
             if char in (0x7B, 0x5B):  # '{' '['
@@ -79,16 +86,19 @@ class Splitter:
 
     def _trim(self) -> None:
         """Drop what is accounted for, so the buffer holds at most the current object."""
+        upto = self._pos if self._string_start is None else self._string_start
         if not self._in_items:
-            self._skeleton += self._buf[self._mark:self._pos]
-            cut = self._pos
+            self._skeleton += self._buf[self._mark:upto]
+            cut = upto
         else:
-            cut = self._item_start if self._item_start is not None else self._pos
+            cut = self._item_start if self._item_start is not None else upto
         del self._buf[:cut]
         self._pos -= cut
         self._mark = max(0, self._mark - cut) if self._in_items else 0
         if self._item_start is not None:
             self._item_start -= cut
+        if self._string_start is not None:
+            self._string_start -= cut
         if len(self._buf) > MAX_ITEM_BYTES or len(self._skeleton) > MAX_ITEM_BYTES:
             raise TooLarge("an object in the list response is too large")
 

@@ -85,6 +85,23 @@ def test_update_adopts_a_foreign_secret_and_drops_its_other_keys(world: Any) -> 
     assert adopted.managed and adopted.digest == model.digest(DATA) and adopted.uid == theirs.uid
 
 
+def test_release_hands_an_adopted_secret_back_with_its_data_and_uid(world: Any) -> None:
+    ns = world.namespace()
+    world.foreign_secret(ns, "regcred", type_=model.SECRET_TYPE)
+    theirs = world.cluster.get_secret(ns, "regcred")
+    adopted = world.cluster.update_secret(
+        dataclasses.replace(content(ns), adopted=True), resource_version=theirs.resource_version,
+        drop_keys=theirs.data_keys)
+    assert adopted.annotations[model.ADOPTED_ANNOTATION] == "true"
+    released = world.cluster.release_secret(ns, "regcred",
+                                            resource_version=adopted.resource_version)
+    assert (released.managed, released.labels, released.annotations) == (False, {}, {})
+    assert released.uid == theirs.uid and released.digest == model.digest(DATA)
+    assert world.cluster.get_secret(ns, "regcred") == released
+    with pytest.raises(errors.Conflict):
+        world.cluster.release_secret(ns, "regcred", resource_version=adopted.resource_version)
+
+
 def test_changing_the_type_of_a_secret_is_invalid(world: Any) -> None:
     ns = world.namespace()
     world.foreign_secret(ns, "regcred", type_="Opaque", managed=True)
