@@ -83,11 +83,11 @@ def kubectl_copy(kube: Any, source: dict[str, Any], namespace: str, name: str) -
                    timeout=60)
 
 
-def raw_secret(core: Any, namespace: str, name: str) -> dict[str, Any]:
-    resp = core.api_client.call_api(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET",
-                                    auth_settings=["BearerToken"], _preload_content=False,
-                                    response_type="object")
-    return dict(json.loads(resp[0].data))
+def kubectl_get(kube: Any, namespace: str, name: str) -> dict[str, Any]:
+    proc = subprocess.run(["kubectl", "--kubeconfig", str(kube.kubeconfig), "get", "secret",
+                           name, "-n", namespace, "-o", "json"], text=True, check=True,
+                          capture_output=True, timeout=60)
+    return dict(json.loads(proc.stdout))
 
 
 def pull_names(core: Any, ns: str, sa: str = "default") -> list[str]:
@@ -112,7 +112,7 @@ def test_a_users_copy_of_our_secret_survives_sync_and_run(
     cfg = write_config(config(creds, unique, instance=f"i-{unique}",
                               mappings=mapping("own", [ours])))
     assert cli("sync", "--config", str(cfg)).code == 0
-    source = raw_secret(core, ours, "regcred")
+    source = kubectl_get(kube, ours, "regcred")
     kubectl_copy(kube, source, other, "regcred")  # a namespace no mapping selects
     kubectl_copy(kube, source, ours, "regcred-copy")  # beside ours, another name
     mark = kube.audit_log.stat().st_size
