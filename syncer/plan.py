@@ -81,8 +81,7 @@ class PatchServiceAccount:
 
 @dataclass(frozen=True, slots=True)
 class ReleaseSecret:
-    """Hand back a Secret we adopted (`adoptExisting`) instead of deleting it: our label and
-    annotations go, its data stays for whoever relies on it."""
+    """Hand back an adopted Secret instead of deleting it: our label and annotations go."""
 
     namespace: str
     name: str
@@ -222,9 +221,9 @@ def secret_actions(
 ) -> tuple[list[SecretAction], bool]:
     """Actions for one target Secret, and whether it will exist afterwards for SAs to use.
 
-    A Secret in the target's place that this installation did not write there — unlabelled, a
-    user's copy of ours, another installation's — is a conflict, unless `adoptExisting` takes
-    it over (never another installation's)."""
+    A Secret there that this installation did not write there (unlabelled, a user's copy,
+    another installation's) is a conflict, unless `adoptExisting` takes it over (not another
+    installation's)."""
     data = target.rendered.data
     if observed is not None and not model.owned_by(observed, instance):
         if (not target.adopt or observed.type != model.SECRET_TYPE  # type is immutable
@@ -268,11 +267,9 @@ def prune_action(secret: model.Secret) -> DeleteSecret | ReleaseSecret:
     """Remove a Secret of ours: delete it, or hand it back if we adopted it."""
     mapping = secret.annotations.get(model.MAPPING_ANNOTATION)
     creds = model.split_names(secret.annotations.get(model.CREDENTIALS_ANNOTATION))
-    if model.adopted(secret):
-        return ReleaseSecret(secret.namespace, secret.name, secret.resource_version,
-                             mapping=mapping, credentials=creds)
-    return DeleteSecret(secret.namespace, secret.name, secret.resource_version,
-                        mapping=mapping, credentials=creds)
+    kind = ReleaseSecret if model.adopted(secret) else DeleteSecret
+    return kind(secret.namespace, secret.name, secret.resource_version, mapping=mapping,
+                credentials=creds)
 
 
 def _prune_allowed(cfg: config.Config, secret: model.Secret) -> bool:
@@ -379,11 +376,9 @@ def service_account_change(
     instance: str = model.DEFAULT_INSTANCE,
 ) -> model.ServiceAccountChange | None:
     """The change that adds `add` and drops `remove` (only names `instance` recorded) from a
-    ServiceAccount's imagePullSecrets, keeping every other entry and its order, and every other
-    installation's record; None if nothing changes. It is valid only at the observed
-    resourceVersion: the list is atomic, so without that precondition a concurrent writer's
-    entry could be lost.
-    """
+    ServiceAccount's imagePullSecrets, keeping every other entry, its order and every other
+    installation's record; None if nothing changes. Valid only at the observed resourceVersion:
+    the list is atomic, so without that precondition a concurrent writer's entry could be lost."""
     current = list(sa.image_pull_secrets)
     mine = model.added_by(sa, instance)
     dropping = {n for n in remove if n in mine}
