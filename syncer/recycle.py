@@ -94,7 +94,8 @@ def scene(cfg: config.Config, credentials: Mapping[str, dockerconfig.Auths],
             if target.mapping in recycling:
                 targets.setdefault(ns, []).append(Recyclable(
                     ns, name, target.mapping, target.credentials, keys[target.mapping]))
-    ours = frozenset(key for key, s in view.secrets.items() if s.managed)
+    ours = frozenset(key for key, s in view.secrets.items()
+                     if model.owned_by(s, cfg.instance))
     return Scene({ns: tuple(ts) for ns, ts in targets.items()}, view.service_accounts, ours)
 
 
@@ -155,12 +156,12 @@ def project(view: model.ClusterView, actions: Iterable[plan.Action]) -> model.Cl
                 accounts[action.namespace][action.name] = model.ServiceAccount(
                     sa.namespace, sa.name, tuple(names), sa.ours, sa.resource_version, sa.uid,
                     sa.has_annotations)
-        elif isinstance(action, plan.DeleteSecret):
+        elif isinstance(action, plan.DeleteSecret | plan.ReleaseSecret):
             secrets.pop((action.namespace, action.name), None)
         else:
             c = action.content
             secrets[(c.namespace, c.name)] = model.Secret(
                 namespace=c.namespace, name=c.name, managed=True, type=model.SECRET_TYPE,
-                data=c.data, data_keys=(model.DOCKERCONFIG_KEY,), labels={},
+                digest=model.digest(c.data), data_keys=(model.DOCKERCONFIG_KEY,), labels={},
                 annotations={}, resource_version="")
     return model.ClusterView(view.namespaces, secrets, accounts)

@@ -599,7 +599,9 @@ def test_config_value_is_the_mounted_file_and_the_daemon_accepts_it(
     volume = next(v for v in pod["volumes"] if v["name"] == "config")
     cm = one(docs, "ConfigMap", volume["configMap"]["name"])
     shipped = yaml.safe_load(cm["data"][Path(args.config).name])
-    assert shipped == coalesce(default_values(), values or {})["config"]
+    # the installation's name is the release's, unless the config names one
+    given = coalesce(default_values(), values or {})["config"]
+    assert shipped == {"instance": f"{NAME}.{NAME}", **given}
     path = tmp_path / "config.yaml"
     path.write_text(cm["data"]["config.yaml"], encoding="utf-8")
     config.load(path)
@@ -632,10 +634,25 @@ def test_config_file_given_with_set_file_is_mounted_verbatim(
     source.write_text(CONFIG_TEXT, encoding="utf-8")
     docs = helm_stack.documents(template(helm, None, "--set-file", f"config={source}").stdout)
     text = one(docs, "ConfigMap")["data"]["config.yaml"]
-    assert text == CONFIG_TEXT
+    assert text == CONFIG_TEXT + f"instance: {NAME}.{NAME}\n"  # the release's installation name
     mounted = tmp_path / "config.yaml"
     mounted.write_text(text, encoding="utf-8")
-    assert [m.name for m in config.load(mounted).mappings] == ["all-teams"]
+    loaded = config.load(mounted)
+    assert [m.name for m in loaded.mappings] == ["all-teams"]
+    assert loaded.instance == f"{NAME}.{NAME}"
+
+
+def test_config_that_names_its_instance_keeps_it_and_the_cleanup_hook_uninstalls_that(
+    helm: helm_stack.Helm, tmp_path: Path,
+) -> None:
+    source = tmp_path / "team-config.yaml"
+    source.write_text(CONFIG_TEXT + "instance: default\n", encoding="utf-8")
+    docs = helm_stack.documents(template(helm, {"cleanupOnUninstall": True},
+                                         "--set-file", f"config={source}").stdout)
+    assert one(docs, "ConfigMap")["data"]["config.yaml"] == CONFIG_TEXT + "instance: default\n"
+    (c,) = pod_of(one(hooks(docs), "Job"))["containers"]
+    args = cli_args([*c["command"][1:], *c["args"]])
+    assert (args.instance, args.all_instances) == ("default", False)
 
 
 @pytest.mark.parametrize("text", ["- a list\n- not a mapping\n", "key: [unclosed\n"],
@@ -703,6 +720,8 @@ def test_cleanup_job_runs_uninstall_after_the_chart_is_gone_with_grants_of_its_o
     assert c["command"][0] == entrypoint()[0], "the image's own binary, its ENTRYPOINT replaced"
     args = cli_args([*c["command"][1:], *c["args"]])
     assert args.command == "uninstall" and args.dry_run is False
+    # this release's installation only: another release in the cluster keeps its objects
+    assert (args.instance, args.all_instances) == (f"{NAME}.{NAME}", False)
     assert args.kubeconfig is None  # in-cluster config, the Job's own ServiceAccount token
     assert job["spec"]["backoffLimit"] >= 1
 

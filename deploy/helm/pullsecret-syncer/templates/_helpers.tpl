@@ -18,6 +18,24 @@
 {{- end -}}
 {{- end -}}
 
+{{/* This installation's name (the config's `instance`): what the config says, else
+"<release namespace>.<release name>" — a DNS subdomain, so a valid name and annotation value, and
+unique in the cluster (one release per namespace). The daemon owns only what it wrote under this
+name; the cleanup hook uninstalls this name only. */}}
+{{- define "pullsecret-syncer.instance" -}}
+{{- $cfg := dict -}}
+{{- if kindIs "string" .Values.config -}}
+{{- $cfg = fromYaml .Values.config -}}
+{{- else if kindIs "map" .Values.config -}}
+{{- $cfg = .Values.config -}}
+{{- end -}}
+{{- if and (kindIs "map" $cfg) (hasKey $cfg "instance") -}}
+{{- get $cfg "instance" -}}
+{{- else -}}
+{{- printf "%s.%s" .Release.Namespace .Release.Name -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "pullsecret-syncer.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "pullsecret-syncer.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
