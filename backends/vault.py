@@ -22,7 +22,7 @@ import pydantic
 import requests
 from pydantic_core import PydanticCustomError
 
-from backends import base, vault_auth
+from backends import base, vault_auth, vault_http
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ _STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
 
 def _wrap(exc: Exception, what: str, *, login: bool = False) -> base.BackendError:
     """Our error for a library exception raised doing ``what``: no values, no library text."""
+    if isinstance(exc, vault_http.OffOriginRedirect):
+        return base.Unavailable(f"{what}: Vault redirected to another origin ({exc.host}); "
+                                "not followed, nothing sent there")
     if isinstance(exc, hvac.exceptions.VaultError):
         status = next((code for cls, code in _STATUS_OF if isinstance(exc, cls)), None)
         shown = f"HTTP {status}" if status else "unexpected HTTP status"
@@ -121,7 +124,6 @@ class VaultBackend:
         settings: VaultSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
-        session: requests.Session | None = None,
     ) -> None:
         self.name = name
         self._settings = settings
@@ -157,7 +159,8 @@ class VaultBackend:
                     f"vault backend {name!r}: tls.caCert {settings.tls.ca_cert} is not a file"
                 )
             verify = settings.tls.ca_cert
-        self._session = session or requests.Session()  # requests' own default: no retries
+        # requests' own default (no retries), but no redirect leaves the origin
+        self._session = vault_http.SameOriginSession()
         self._client = hvac.Client(
             url=self.address,
             token="",  # never hvac's own fallback to $VAULT_TOKEN / ~/.vault-token

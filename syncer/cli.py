@@ -86,6 +86,13 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _instance(text: str) -> str:
+    try:
+        return str(config.check_instance(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(config.INSTANCE_MSG) from None
+
+
 def _kube_flags(p: argparse.ArgumentParser, *, limits: bool = True) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG, "
                    "~/.kube/config)")
@@ -142,8 +149,14 @@ def parser() -> argparse.ArgumentParser:
                      help="log in to every backend and read every credential")
     _log_flags(chk)
 
-    uni = sub.add_parser("uninstall", help="remove everything this tool wrote, cluster-wide")
+    uni = sub.add_parser("uninstall", help="remove what one installation wrote, cluster-wide")
     _kube_flags(uni)
+    which = uni.add_mutually_exclusive_group()
+    which.add_argument("--instance", type=_instance, default="default",
+                       help="the installation to remove (its config's `instance`; default "
+                       "%(default)s)")
+    which.add_argument("--all-instances", action="store_true",
+                       help="remove what every installation wrote")
     uni.add_argument("--dry-run", action="store_true", help="print what would be removed")
     _output_flags(uni, quiet=True)
     _log_flags(uni)
@@ -240,7 +253,8 @@ def _uninstall(args: argparse.Namespace) -> int:
         with out:
             report = uninstall.run(cluster, metrics=observability.Metrics(),
                                    dry_run=args.dry_run, on_planned=out.planned,
-                                   on_applied=out.applied)
+                                   on_applied=out.applied,
+                                   instance=None if args.all_instances else args.instance)
     except errors.KubeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -253,11 +267,16 @@ def _uninstall(args: argparse.Namespace) -> int:
     for failure in report.failures:
         print(f"error: {failure}", file=sys.stderr)
     accounts = sum(isinstance(a, plan.PatchServiceAccount) for a in shown)
-    done = ("would unpatch", "would delete") if args.dry_run else ("unpatched", "deleted")
+    released = sum(isinstance(a, plan.ReleaseSecret) for a in shown)
+    done = ("would unpatch", "would delete", "would hand back") if args.dry_run else (
+        "unpatched", "deleted", "handed back")
+    handed = f", {done[2]} {released} adopted secrets" if released else ""
     out.summary(f"uninstall: {done[0]} {accounts} serviceaccounts, {done[1]} "
-                f"{len(shown) - accounts} secrets, {len(report.failures)} failed",
+                f"{len(shown) - accounts - released} secrets{handed}, "
+                f"{len(report.failures)} failed",
                 {"dry_run": args.dry_run, "serviceaccounts": accounts,
-                 "secrets": len(shown) - accounts, "failed": len(report.failures)})
+                 "secrets": len(shown) - accounts - released, "released": released,
+                 "failed": len(report.failures)})
     return EXIT_OK if not report.failures else EXIT_FAILED
 
 

@@ -23,6 +23,8 @@ from backends import base
 from syncer import configerrors, configmodels, configschema, configvalues, configyaml, dockerconfig
 
 ConfigError = configerrors.ConfigError
+check_instance = configmodels.check_instance
+INSTANCE_MSG = configmodels.INSTANCE_MSG
 parse_duration = configmodels.parse_duration
 schema = configschema.schema
 
@@ -63,6 +65,7 @@ def load(
     version = raw.get("version", 1)
     if type(version) is not int or version != 1:
         problems.add(("version",), "unsupported version (expected 1)")
+    instance = _load_instance(raw.get("instance", "default"), problems)
 
     defaults = _load_defaults(raw.get("defaults"), problems)
     backend_specs, backend_types = _load_backends(raw.get("backends", {}), plugins, problems)
@@ -89,7 +92,20 @@ def load(
         backends=FrozenMap(backend_specs),
         credentials=FrozenMap(credential_specs),
         mappings=mappings,
+        instance=instance,
     )
+
+
+def _load_instance(raw: Any, problems: configerrors.Problems) -> str:
+    """The installation's name (`default` when absent)."""
+    if not isinstance(raw, str):
+        problems.add(("instance",), "expected a string")
+        return "default"
+    try:
+        return str(configmodels.check_instance(raw))
+    except PydanticCustomError:
+        problems.add(("instance",), configmodels.INSTANCE_MSG)
+        return "default"
 
 
 def _names_of(section: Any) -> list[str]:

@@ -126,6 +126,11 @@ _LABEL_NAME_RULE = (
     "at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
 )
 _check_subdomain = _format(_SUBDOMAIN, 253, _SUBDOMAIN_MSG)
+INSTANCE_MSG = (
+    "must be an installation name: lower-case letters, digits, '-' and '.', starting and ending "
+    "with a letter or digit, at most 253 characters (e.g. <namespace>.<release>)"
+)
+check_instance = _format(_SUBDOMAIN, 253, INSTANCE_MSG)
 check_object_name = _format(OBJECT_NAME_PATTERN, 63, OBJECT_NAME_MSG)
 _full_name = re.compile(rf"^{_QUALIFIED_NAME}$")
 _full_subdomain = re.compile(_SUBDOMAIN)
@@ -170,6 +175,14 @@ Duration = Annotated[
     ),
 ]
 DnsSubdomain = Annotated[str, AfterValidator(_check_subdomain), _schema(_SUBDOMAIN, 253)]
+Instance = Annotated[
+    str,
+    AfterValidator(check_instance),
+    WithJsonSchema({"type": "string", "pattern": _SUBDOMAIN, "maxLength": 253,
+                    "default": "default",
+                    "description": "This installation's name: it owns only what it wrote. "
+                    "Two installations in one cluster need different names."}),
+]
 NamespaceName = Annotated[
     str,
     AfterValidator(_format(_DNS_LABEL, 63, "must be a namespace name (DNS-1123 label)")),
@@ -350,5 +363,5 @@ class MappingBlock(Block):
     )
 
 
-TOP_LEVEL = ("version", "defaults", "backends", "credentials", "mappings")
+TOP_LEVEL = ("version", "instance", "defaults", "backends", "credentials", "mappings")
 COMMON_KEYS = tuple(f.alias or n for n, f in CredentialBlock.model_fields.items())

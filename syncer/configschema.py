@@ -49,6 +49,7 @@ def schema(*, plugins: Mapping[str, base.BackendPlugin] | None = None) -> dict[s
         "PullsecretSyncerConfig",
         __base__=configmodels.Block,
         version=(Literal[1], Field(description="Format version; must be 1.")),
+        instance=(configmodels.Instance | None, None),
         defaults=(configmodels.DefaultsBlock | None, None),
         backends=(_named(backend_models), Field(description="Backend blocks by name.")),
         credentials=(_named(credential_models), Field(description="Credential blocks by name.")),

@@ -115,3 +115,4 @@ class Config:
     backends: Mapping[str, BackendSpec]
     credentials: Mapping[str, CredentialSpec]
     mappings: tuple[MappingSpec, ...]
+    instance: str = "default"  # this installation's name: it owns only what it wrote

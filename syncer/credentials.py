@@ -6,6 +6,7 @@ One `read` is one backend request on the happy path; the caller decides how ofte
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -107,6 +108,21 @@ def check_token(name: str, fetched: Fetched, *, now: float) -> None:
                                     "about to")
 
 
+Gate = Callable[[config.CredentialSpec, dockerconfig.Auths], bool]
+
+
+def gate_all(gate: Gate, items: Mapping[str, tuple[config.CredentialSpec, dockerconfig.Auths]],
+             ) -> dict[str, bool]:
+    """`gate` of every item, the items side by side: a slow registry (each check is bounded by
+    its own deadline) never holds up the check of another credential."""
+    if len(items) <= 1:
+        return {name: gate(spec, auths) for name, (spec, auths) in items.items()}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(items), 32),
+                                               thread_name_prefix="verify") as pool:
+        futures = {name: pool.submit(gate, spec, auths) for name, (spec, auths) in items.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def read(spec: config.CredentialSpec, backend: base.Backend) -> dockerconfig.Auths:
     """Fetch and parse one credential, value only; raises CredentialError only."""
     return fetch(spec, backend).auths
@@ -120,13 +136,14 @@ def read_all(
     names: set[str] | None = None,
     attempts: int = 3,
     clock: Callable[[], float] = time.time,
-    gate: Callable[[config.CredentialSpec, dockerconfig.Auths], bool] | None = None,
+    gate: Gate | None = None,
 ) -> dict[str, Reading]:
     """Read each (used) credential exactly once, with a short retry for transient failures.
     `gate` (registry verification) may refuse a value: the credential then counts as failed,
     so the Secrets that use it keep their last published content."""
     wanted = sorted(used(cfg) if names is None else names & used(cfg))
-    out: dict[str, Reading] = {}
+    failed: dict[str, CredentialError] = {}
+    read_ok: dict[str, dockerconfig.Auths] = {}
     for name in wanted:
         spec = cfg.credentials[name]
         retrying = tenacity.Retrying(
@@ -140,16 +157,26 @@ def read_all(
             fetched = retrying(fetch, spec, opened[spec.backend])
             if spec.issues_tokens:
                 check_token(name, fetched, now=clock())
-            auths = fetched.auths
-            if gate is not None and not gate(spec, auths):
-                raise CredentialError(name, "a registry rejected it (verify); nothing published")
         except CredentialError as exc:
-            log.error("credential read failed", extra={"credential": name, "error": str(exc)})
+            failed[name] = exc
+            continue
+        read_ok[name] = fetched.auths
+    if gate is not None:  # every registry check at once: one slow registry delays no other
+        verdicts = gate_all(gate, {n: (cfg.credentials[n], a) for n, a in read_ok.items()})
+        for name in sorted(n for n, ok in verdicts.items() if not ok):
+            del read_ok[name]
+            failed[name] = CredentialError(name, "a registry rejected it (verify); "
+                                                 "nothing published")
+    out: dict[str, Reading] = {}
+    for name in wanted:
+        if name in failed:
+            log.error("credential read failed",
+                      extra={"credential": name, "error": str(failed[name])})
             if metrics:
                 metrics.credential_read(name, ok=False, now=clock())
-            out[name] = Reading(name, None, exc)
+            out[name] = Reading(name, None, failed[name])
             continue
         if metrics:
             metrics.credential_read(name, ok=True, now=clock())
-        out[name] = Reading(name, auths)
+        out[name] = Reading(name, read_ok[name])
     return out

@@ -54,6 +54,7 @@ class Desired:
     conflicts: tuple[MappingConflict, ...]
     rendered: Mapping[str, Rendered]  # by mapping name
     scope: frozenset[str] | None  # namespaces considered; None = all
+    instance: str = model.DEFAULT_INSTANCE  # the installation whose objects these are
 
     def in_scope(self, namespace: str) -> bool:
         return self.scope is None or namespace in self.scope
@@ -146,5 +147,5 @@ def compute(
                 rendered=rendered[mapping.name],
             )
     return Desired(
-        targets=targets, conflicts=tuple(conflicts), rendered=rendered, scope=scope_set
-    )
+        targets=targets, conflicts=tuple(conflicts), rendered=rendered, scope=scope_set,
+        instance=cfg.instance)

@@ -236,15 +236,23 @@ def _docker_entry(raw: object, *, where: str) -> dict[str, str]:
 
 def _check_auth(auth: str, *, where: str) -> None:
     """``auth`` must decode as the kubelet decodes it: base64 (padded or not) of ``user:pass``."""
-    text = auth.strip()
-    if not text:
+    if not auth.strip():
         raise PayloadError(f"{where}: field 'auth' is empty")
+    if split_auth(auth) is None:
+        raise PayloadError(f"{where}: field 'auth' is not base64 of 'username:password'")
+
+
+def split_auth(auth: str) -> tuple[str, str] | None:
+    """The user and password of an ``auth`` field, read as the kubelet reads it (surrounding
+    whitespace such as a trailing newline ignored, base64 padded or not); None when it is not
+    base64 of ``username:password``. Every reader of ``auth`` uses this one rule."""
+    text = auth.strip()
     try:
         decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise PayloadError(f"{where}: field 'auth' is not base64 of 'username:password'") from None
-    if ":" not in decoded:
-        raise PayloadError(f"{where}: field 'auth' is not base64 of 'username:password'")
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if text and colon else None
 
 
 def _auths_of_basic(

@@ -6,6 +6,7 @@ and `run` work on them only. Pure: no I/O.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +15,12 @@ MANAGED_BY_VALUE = "pullsecret-syncer"
 MAPPING_ANNOTATION = "pullsecret-syncer.io/mapping"
 CREDENTIALS_ANNOTATION = "pullsecret-syncer.io/credentials"
 SA_ANNOTATION = "pullsecret-syncer.io/image-pull-secrets"
+INSTANCE_ANNOTATION = "pullsecret-syncer.io/instance"
+WRITTEN_AS_ANNOTATION = "pullsecret-syncer.io/written-as"  # "<namespace>/<name>" we wrote
+ADOPTED_ANNOTATION = "pullsecret-syncer.io/adopted"  # "true": handed back, never deleted
+OUR_ANNOTATIONS = (MAPPING_ANNOTATION, CREDENTIALS_ANNOTATION, INSTANCE_ANNOTATION,
+                   WRITTEN_AS_ANNOTATION, ADOPTED_ANNOTATION)
+DEFAULT_INSTANCE = "default"
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a type name
 DOCKERCONFIG_KEY = ".dockerconfigjson"
 RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -29,13 +36,18 @@ class Namespace:
 
 @dataclass(frozen=True, slots=True)
 class Secret:
-    """A Secret that either carries our label or has a name one of our mappings wants."""
+    """A Secret that either carries our label or has a name one of our mappings wants.
+
+    `managed` says only that it carries our label, which anyone can copy: `owned_by` says whether
+    an installation wrote it where it stands. Of the data only a digest is kept: a pass needs no
+    more to compare, and a cache of Secrets that others labelled stays small whatever their size.
+    """
 
     namespace: str
     name: str
     managed: bool
     type: str
-    data: bytes | None = field(repr=False)  # decoded .dockerconfigjson, None when absent
+    digest: str | None = field(repr=False)  # of the decoded .dockerconfigjson, None when absent
     data_keys: tuple[str, ...]
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
@@ -49,7 +61,7 @@ class ServiceAccount:
     namespace: str
     name: str
     image_pull_secrets: tuple[str, ...]  # names, in order, as the API holds them
-    ours: tuple[str, ...]  # names our annotation says we added
+    ours: tuple[str, ...]  # items of our annotation, every installation's (see `added_by`)
     resource_version: str
     uid: str = ""
     has_annotations: bool = True  # whether metadata.annotations exists (JSON-patch paths need it)
@@ -83,6 +95,7 @@ class Pod:
     phase: str
     waiting: tuple[tuple[str, str], ...] = ()  # (image, reason) of waiting (init) containers
     terminating: bool = False  # deletionTimestamp set
+    controller_kind: str = ""  # "Job", "ReplicaSet", … of that owner reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +107,18 @@ class SecretContent:
     mapping: str
     credentials: tuple[str, ...]
     data: bytes = field(repr=False)  # the .dockerconfigjson bytes
+    instance: str = DEFAULT_INSTANCE
+    adopted: bool = False  # taken over with adoptExisting: handed back, not deleted
+
+    def annotations(self) -> dict[str, str]:
+        """Our annotations on the Secret (the adopted mark is written once, at adoption)."""
+        out = {MAPPING_ANNOTATION: self.mapping,
+               CREDENTIALS_ANNOTATION: ",".join(self.credentials),
+               INSTANCE_ANNOTATION: self.instance,
+               WRITTEN_AS_ANNOTATION: f"{self.namespace}/{self.name}"}
+        if self.adopted:
+            out[ADOPTED_ANNOTATION] = "true"
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +142,63 @@ class ObjectRef:
     namespace: str
     name: str
     uid: str = ""
+
+
+def digest(data: bytes) -> str:
+    """What `Secret.digest` holds for `data` (compared, never written anywhere)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def instance_of(secret: Secret) -> str:
+    """The installation a labelled Secret names (written before instances existed: `default`)."""
+    return secret.annotations.get(INSTANCE_ANNOTATION) or DEFAULT_INSTANCE
+
+
+def is_copy(secret: Secret) -> bool:
+    """A Secret that stands elsewhere than where it was written: a user copied ours (`kubectl
+    get -o yaml | kubectl apply -n other -f -`, or under another name). Not ours."""
+    written = secret.annotations.get(WRITTEN_AS_ANNOTATION)
+    return written is not None and written != f"{secret.namespace}/{secret.name}"
+
+
+def owned_by(secret: Secret, instance: str | None) -> bool:
+    """Whether installation `instance` (None: any) wrote this Secret where it stands."""
+    return secret.managed and not is_copy(secret) and (
+        instance is None or instance_of(secret) == instance)
+
+
+def foreign(secret: Secret, instance: str) -> bool:
+    """Written where it stands by another installation: never ours to take, even to adopt."""
+    return owned_by(secret, None) and not owned_by(secret, instance)
+
+
+def adopted(secret: Secret) -> bool:
+    return secret.annotations.get(ADOPTED_ANNOTATION) == "true"
+
+
+# ServiceAccount bookkeeping: one annotation lists the entries every installation added, each
+# item `name` (instance `default`, the format from before instances) or `instance:name`.
+
+
+def entry_item(instance: str, name: str) -> str:
+    return name if instance == DEFAULT_INSTANCE else f"{instance}:{name}"
+
+
+def parse_item(item: str) -> tuple[str, str]:
+    """(instance, name) of one recorded item."""
+    instance, sep, name = item.rpartition(":")
+    return (instance, name) if sep and instance else (DEFAULT_INSTANCE, item)
+
+
+def added_by(sa: ServiceAccount, instance: str | None) -> tuple[str, ...]:
+    """The `imagePullSecrets` names installation `instance` (None: any) recorded on `sa`."""
+    names = [name for inst, name in map(parse_item, sa.ours)
+             if instance is None or inst == instance]
+    return tuple(dict.fromkeys(names))
+
+
+def instances_on(sa: ServiceAccount) -> tuple[str, ...]:
+    return tuple(sorted({inst for inst, _ in map(parse_item, sa.ours)}))
 
 
 def split_names(value: str | None) -> tuple[str, ...]:

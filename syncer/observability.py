@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from syncer import httpserve
 
 PREFIX = "pullsecret_syncer_"
 LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "registry", "error",
@@ -121,46 +121,31 @@ def setup_logging(*, fmt: str = "text", level: str = "info") -> None:
 
 
 class HttpServer:
-    """Serves /metrics, /healthz and /readyz on a background thread."""
+    """Serves /metrics, /healthz and /readyz on one background thread (`syncer.httpserve`)."""
 
     def __init__(self, addr: str, *, metrics: Metrics, healthy: Callable[[], bool],
                  ready: Callable[[], bool]) -> None:
         host, _, port = addr.rpartition(":")
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] == "/metrics":
-                    self._send(200, outer.metrics.render(), prometheus_client.CONTENT_TYPE_LATEST)
-                elif self.path == "/healthz":
-                    ok = outer.healthy()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"unhealthy\n")
-                elif self.path == "/readyz":
-                    ok = outer.ready()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
-                else:
-                    self._send(404, b"not found\n")
-
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
         self.metrics = metrics
         self.healthy = healthy
         self.ready = ready
-        self.server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)  # noqa: S104
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+
+        def probe(check: Callable[[], bool], bad: bytes) -> httpserve.Route:
+            def answer() -> tuple[int, str, bytes]:
+                ok = check()
+                return (200 if ok else 503), "text/plain", (b"ok\n" if ok else bad)
+            return answer
+
+        self.server = httpserve.Server(host or "0.0.0.0", int(port), {  # noqa: S104
+            "/metrics": lambda: (200, prometheus_client.CONTENT_TYPE_LATEST,
+                                 self.metrics.render()),
+            "/healthz": probe(lambda: self.healthy(), b"unhealthy\n"),
+            "/readyz": probe(lambda: self.ready(), b"not ready\n"),
+        })
+        self.thread = self.server.thread
 
     def start(self) -> None:
-        self.thread.start()
+        self.server.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()

@@ -71,6 +71,7 @@ class PatchServiceAccount:
     resource_version: str
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
+    instance: str = model.DEFAULT_INSTANCE  # whose recorded entries this changes
     kind: ClassVar[str] = "serviceaccount"
 
     @property
@@ -78,7 +79,20 @@ class PatchServiceAccount:
         return "patch" if self.add else "unpatch"
 
 
-SecretAction = CreateSecret | UpdateSecret | ReplaceSecret | DeleteSecret
+@dataclass(frozen=True, slots=True)
+class ReleaseSecret:
+    """Hand back an adopted Secret instead of deleting it: our label and annotations go."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    mapping: str | None = None
+    credentials: tuple[str, ...] = ()
+    kind: ClassVar[str] = "secret"
+    verb: ClassVar[str] = "release"
+
+
+SecretAction = CreateSecret | UpdateSecret | ReplaceSecret | DeleteSecret | ReleaseSecret
 Action = SecretAction | PatchServiceAccount
 
 
@@ -107,13 +121,13 @@ def where(action: Action) -> tuple[str, str]:
 def mapping_of(action: Action) -> str | None:
     if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
         return action.content.mapping
-    return action.mapping if isinstance(action, DeleteSecret) else None
+    return action.mapping if isinstance(action, DeleteSecret | ReleaseSecret) else None
 
 
 def credentials_of(action: Action) -> tuple[str, ...]:
     if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
         return action.content.credentials
-    return action.credentials if isinstance(action, DeleteSecret) else ()
+    return action.credentials if isinstance(action, DeleteSecret | ReleaseSecret) else ()
 
 
 def describe(action: Action | EvictPod) -> str:
@@ -148,6 +162,7 @@ class SecretConflict:
     name: str
     mapping: str
     uid: str = field(default="", compare=False)  # of their Secret, for the Warning Event
+    immutable: bool = False  # adoptExisting, but the data of their Secret cannot change
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +186,19 @@ def to_json(actions: tuple[Action | EvictPod, ...]) -> str:
     return json.dumps([as_json(a) for a in actions], indent=2)
 
 
-def secret_differs(observed: model.Secret, target: desired.Target, data: bytes) -> bool:
-    """Whether a managed Secret must be rewritten to match its target (no write otherwise)."""
+def secret_differs(observed: model.Secret, target: desired.Target, data: bytes, *,
+                   instance: str = model.DEFAULT_INSTANCE) -> bool:
+    """Whether a managed Secret must be rewritten to match its target (no write otherwise).
+    A Secret written before instances existed gains its instance and place once."""
+    annotations = observed.annotations
     return (
-        observed.data != data
+        observed.digest != model.digest(data)
         or observed.data_keys != (model.DOCKERCONFIG_KEY,)
         or observed.labels.get(model.MANAGED_BY_LABEL) != model.MANAGED_BY_VALUE
-        or observed.annotations.get(model.MAPPING_ANNOTATION) != target.mapping
-        or observed.annotations.get(model.CREDENTIALS_ANNOTATION) != ",".join(target.credentials)
+        or annotations.get(model.MAPPING_ANNOTATION) != target.mapping
+        or annotations.get(model.CREDENTIALS_ANNOTATION) != ",".join(target.credentials)
+        or annotations.get(model.INSTANCE_ANNOTATION) != instance
+        or annotations.get(model.WRITTEN_AS_ANNOTATION) != f"{target.namespace}/{target.name}"
     )
 
 
@@ -186,7 +206,7 @@ def _needs_replacing(observed: model.Secret, data: bytes) -> str | None:
     """Why a managed Secret cannot be brought in line in place, if it cannot."""
     if observed.type != model.SECRET_TYPE:
         return "type"  # a Secret's type is immutable
-    if observed.immutable and (observed.data != data
+    if observed.immutable and (observed.digest != model.digest(data)
                                or observed.data_keys != (model.DOCKERCONFIG_KEY,)):
         return "immutable"
     return None
@@ -197,11 +217,18 @@ def secret_actions(
     observed: model.Secret | None,
     conflicts: list[SecretConflict],
     blocked: list[Blocked],
+    *,
+    instance: str = model.DEFAULT_INSTANCE,
 ) -> tuple[list[SecretAction], bool]:
-    """Actions for one target Secret, and whether it will exist afterwards for SAs to use."""
+    """Actions for one target Secret, and whether it will exist afterwards for SAs to use.
+
+    A Secret there that this installation did not write there (unlabelled, a user's copy,
+    another installation's) is a conflict, unless `adoptExisting` takes it over (not another
+    installation's)."""
     data = target.rendered.data
-    if observed is not None and not observed.managed:
-        if not target.adopt or observed.type != model.SECRET_TYPE:  # type is immutable
+    if observed is not None and not model.owned_by(observed, instance):
+        if (not target.adopt or observed.type != model.SECRET_TYPE  # type is immutable
+                or model.foreign(observed, instance)):
             conflicts.append(SecretConflict(target.namespace, target.name, target.mapping,
                                             observed.uid))
             return [], False
@@ -209,8 +236,13 @@ def secret_actions(
             blocked.append(Blocked(target.namespace, target.name, target.mapping,
                                    target.rendered.missing))
             return [], False
-        return [UpdateSecret(_content(target, data), observed.resource_version,
-                             drop_keys=observed.data_keys, adopt=True)], True
+        if _needs_replacing(observed, data) == "immutable":  # the write would be refused (422)
+            conflicts.append(SecretConflict(target.namespace, target.name, target.mapping,
+                                            observed.uid, immutable=True))
+            return [], False
+        return [UpdateSecret(_content(target, data, instance, adopted=True),
+                             observed.resource_version, drop_keys=observed.data_keys,
+                             adopt=True)], True
     if data is None:
         if observed is None:
             blocked.append(Blocked(target.namespace, target.name, target.mapping,
@@ -218,20 +250,31 @@ def secret_actions(
             return [], False
         return [], True  # keep the last good Secret exactly as it is
     if observed is None:
-        return [CreateSecret(_content(target, data))], True
+        return [CreateSecret(_content(target, data, instance))], True
     why = _needs_replacing(observed, data)
     if why is not None:
-        return [ReplaceSecret(_content(target, data), observed.resource_version, observed.uid,
-                              why)], True
-    if secret_differs(observed, target, data):
-        return [UpdateSecret(_content(target, data), observed.resource_version,
+        return [ReplaceSecret(_content(target, data, instance, adopted=model.adopted(observed)),
+                              observed.resource_version, observed.uid, why)], True
+    if secret_differs(observed, target, data, instance=instance):
+        return [UpdateSecret(_content(target, data, instance), observed.resource_version,
                              drop_keys=observed.data_keys)], True
     return [], True
 
 
-def _content(target: desired.Target, data: bytes) -> model.SecretContent:
+def _content(target: desired.Target, data: bytes, instance: str, *,
+             adopted: bool = False) -> model.SecretContent:
     return model.SecretContent(namespace=target.namespace, name=target.name,
-                               mapping=target.mapping, credentials=target.credentials, data=data)
+                               mapping=target.mapping, credentials=target.credentials, data=data,
+                               instance=instance, adopted=adopted)
+
+
+def prune_action(secret: model.Secret) -> DeleteSecret | ReleaseSecret:
+    """Remove a Secret of ours: delete it, or hand it back if we adopted it."""
+    mapping = secret.annotations.get(model.MAPPING_ANNOTATION)
+    creds = model.split_names(secret.annotations.get(model.CREDENTIALS_ANNOTATION))
+    kind = ReleaseSecret if model.adopted(secret) else DeleteSecret
+    return kind(secret.namespace, secret.name, secret.resource_version, mapping=mapping,
+                credentials=creds)
 
 
 def _prune_allowed(cfg: config.Config, secret: model.Secret) -> bool:
@@ -247,9 +290,10 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
     by_ns: dict[str, list[desired.Target]] = defaultdict(list)
     for target in want.targets.values():
         by_ns[target.namespace].append(target)
-    managed_by_ns: dict[str, list[model.Secret]] = defaultdict(list)
+    instance = cfg.instance
+    managed_by_ns: dict[str, list[model.Secret]] = defaultdict(list)  # ours only
     for secret in view.secrets.values():
-        if secret.managed and want.in_scope(secret.namespace):
+        if model.owned_by(secret, instance) and want.in_scope(secret.namespace):
             managed_by_ns[secret.namespace].append(secret)
 
     actions: list[Action] = []
@@ -257,7 +301,8 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
     blocked: list[Blocked] = []
     # Also visit namespaces where only our SA bookkeeping is left (Secret gone, no target).
     with_refs = {ns for ns, accounts in view.service_accounts.items()
-                 if want.in_scope(ns) and any(a.ours for a in accounts.values())}
+                 if want.in_scope(ns) and any(model.added_by(a, instance)
+                                              for a in accounts.values())}
     for ns_name in sorted(set(by_ns) | set(managed_by_ns) | with_refs):
         ns = view.namespaces.get(ns_name)
         if ns is None or ns.terminating:
@@ -267,8 +312,8 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
         secret_writes: list[SecretAction] = []
         for target in targets:
             acts, exists = secret_actions(
-                target, view.secrets.get((ns_name, target.name)), conflicts, blocked
-            )
+                target, view.secrets.get((ns_name, target.name)), conflicts, blocked,
+                instance=instance)
             secret_writes.extend(acts)
             if exists:
                 usable.add(target.name)
@@ -284,13 +329,7 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
         actions.extend(secret_writes)
         actions.extend(a for a in sa_actions if a.add)
         actions.extend(a for a in sa_actions if not a.add)
-        actions.extend(
-            DeleteSecret(ns_name, s.name, s.resource_version,
-                         mapping=s.annotations.get(model.MAPPING_ANNOTATION),
-                         credentials=model.split_names(
-                             s.annotations.get(model.CREDENTIALS_ANNOTATION)))
-            for s in sorted(prunable, key=lambda s: s.name)
-        )
+        actions.extend(prune_action(s) for s in sorted(prunable, key=lambda s: s.name))
     return Plan(tuple(actions), tuple(conflicts), tuple(blocked))
 
 
@@ -313,12 +352,13 @@ def _service_account_actions(
     out: list[PatchServiceAccount] = []
     for sa in sorted(accounts.values(), key=lambda a: a.name):
         present = set(sa.image_pull_secrets)
+        mine = model.added_by(sa, cfg.instance)
         add = tuple(
             t.name for t in targets
             if t.selects_service_account(sa.name) and t.name in usable and t.name not in present
         )
         remove: list[str] = []
-        for name in sa.ours:
+        for name in mine:
             target = wanted.get(name)
             if target is not None:
                 if not target.selects_service_account(sa.name) and _mapping_prunes(cfg, target):
@@ -328,7 +368,7 @@ def _service_account_actions(
         if not add and not remove:
             continue
         out.append(PatchServiceAccount(sa.namespace, sa.name, sa.resource_version, add=add,
-                                       remove=tuple(remove)))
+                                       remove=tuple(remove), instance=cfg.instance))
     return out
 
 
@@ -337,20 +377,24 @@ def _mapping_prunes(cfg: config.Config, target: desired.Target) -> bool:
 
 
 def service_account_change(
-    sa: model.ServiceAccount, *, add: tuple[str, ...], remove: tuple[str, ...]
+    sa: model.ServiceAccount, *, add: tuple[str, ...], remove: tuple[str, ...],
+    instance: str = model.DEFAULT_INSTANCE,
 ) -> model.ServiceAccountChange | None:
-    """The change that adds `add` and drops `remove` (only names we recorded) from a
-    ServiceAccount's imagePullSecrets, keeping every other entry and its order; None if nothing
-    changes. It is valid only at the observed resourceVersion: the list is atomic, so without
-    that precondition a concurrent writer's entry could be lost.
-    """
+    """The change that adds `add` and drops `remove` (only names `instance` recorded) from a
+    ServiceAccount's imagePullSecrets, keeping every other entry, its order and every other
+    installation's record; None if nothing changes. Valid only at the observed resourceVersion:
+    the list is atomic, so without that precondition a concurrent writer's entry could be lost."""
     current = list(sa.image_pull_secrets)
-    dropping = {n for n in remove if n in sa.ours}
-    new = [n for n in current if n not in dropping]
+    mine = model.added_by(sa, instance)
+    dropping = {n for n in remove if n in mine}
+    others = {name for inst, name in map(model.parse_item, sa.ours) if inst != instance}
+    new = [n for n in current if n not in dropping or n in others]
     appended = [n for n in dict.fromkeys(add) if n not in new]
     new.extend(appended)
-    ours = [n for n in sa.ours if n not in dropping]
-    ours.extend(n for n in appended if n not in ours)
+    ours = [item for item in sa.ours if model.parse_item(item) not in
+            {(instance, n) for n in dropping}]
+    ours.extend(item for n in appended
+                if (item := model.entry_item(instance, n)) not in ours)
     if new == current and ours == list(sa.ours):
         return None
     return model.ServiceAccountChange(
@@ -358,21 +402,3 @@ def service_account_change(
         image_pull_secrets=tuple(new) if new != current else None,
         ours=tuple(ours) if ours != list(sa.ours) else None,
         has_annotations=sa.has_annotations)
-
-
-def uninstall(view: model.ClusterView) -> tuple[Action, ...]:
-    """Everything to undo, cluster-wide, without a config: our entries out of every
-    ServiceAccount first (only names our annotation recorded), then every Secret with our
-    label — so no ServiceAccount ever points at a Secret we deleted."""
-    unpatch = [
-        PatchServiceAccount(sa.namespace, sa.name, sa.resource_version, remove=sa.ours)
-        for ns in sorted(view.service_accounts)
-        for sa in sorted(view.service_accounts[ns].values(), key=lambda a: a.name) if sa.ours
-    ]
-    delete = [
-        DeleteSecret(s.namespace, s.name, s.resource_version,
-                     mapping=s.annotations.get(model.MAPPING_ANNOTATION),
-                     credentials=model.split_names(s.annotations.get(model.CREDENTIALS_ANNOTATION)))
-        for _, s in sorted(view.secrets.items()) if s.managed
-    ]
-    return (*unpatch, *delete)

@@ -19,7 +19,7 @@ from syncer import plan
 
 INTERVAL = 10.0  # seconds between two plain progress lines (CI logs, `run`)
 RATE_WINDOW = 10.0  # the rate shown is the one over the last this many seconds
-_VERB_ORDER = ("create", "adopt", "update", "replace", "patch", "unpatch", "delete")
+_VERB_ORDER = ("create", "adopt", "update", "replace", "patch", "unpatch", "release", "delete")
 
 
 def past_tense(verb: str) -> str:

@@ -10,6 +10,7 @@ the value.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +42,15 @@ class VerifyGate:
         if spec.verify is None:
             return {}
         opts = options(spec.verify)
-        found = {key: self._check(key, entry, options=opts) for key, entry in sorted(auths.items())}
+        keys = sorted(auths)
+        if len(keys) <= 1:
+            found = {key: self._check(key, auths[key], options=opts) for key in keys}
+        else:  # side by side: each check is bounded by its own deadline, none waits on another
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(keys), 16),
+                                                       thread_name_prefix="verify") as pool:
+                futures = {key: pool.submit(self._check, key, auths[key], options=opts)
+                           for key in keys}
+                found = {key: future.result() for key, future in futures.items()}
         for key, outcome in found.items():
             if self._metrics is not None:
                 self._metrics.credential_verify.labels(credential=spec.name,

@@ -13,10 +13,13 @@ for which an eviction helps — all of these hold:
 - the Pod is Pending and not already terminating;
 - it has a controller owner reference (it will be recreated, now with the Secret), and it got its
   `imagePullSecrets` from the ServiceAccount — every entry it has is also the ServiceAccount's —
-  for a Pod whose template names its own would come back without ours again.
+  for a Pod whose template names its own would come back without ours again;
+- its controller is not a Job: the Job controller counts an evicted Pod as a failed one against
+  the Job's `backoffLimit` (a Job with `backoffLimit: 0` would fail outright), and we cannot see
+  how much of it is left without reading Jobs.
 
-A Pod without a controller is never evicted; like one whose template names its own secrets, it
-gets a Warning Event (`MissingSecret`, reported as `PullSecretMissing`) instead.
+A Pod without a controller is never evicted; like one whose template names its own secrets, or
+one of a Job, it gets a Warning Event (`MissingSecret`, reported as `PullSecretMissing`) instead.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class MissingSecret:
     mapping: str
     secret_name: str
     service_account: str
-    why: Literal["no-controller", "own-pull-secrets"]
+    why: Literal["no-controller", "own-pull-secrets", "job"]
 
 
 Decision = plan.EvictPod | MissingSecret | None
@@ -91,7 +94,8 @@ def scene(cfg: config.Config, credentials: Mapping[str, dockerconfig.Auths],
             if target.mapping in recycling:
                 targets.setdefault(ns, []).append(Recyclable(
                     ns, name, target.mapping, target.credentials, keys[target.mapping]))
-    ours = frozenset(key for key, s in view.secrets.items() if s.managed)
+    ours = frozenset(key for key, s in view.secrets.items()
+                     if model.owned_by(s, cfg.instance))
     return Scene({ns: tuple(ts) for ns, ts in targets.items()}, view.service_accounts, ours)
 
 
@@ -117,12 +121,16 @@ def decide(pod: model.Pod, where: Scene) -> Decision:
                 or sa is None or target.secret_name not in sa.image_pull_secrets
                 or not stuck_on(pod, target.registries)):
             continue
-        if not pod.has_controller or not set(pod.image_pull_secrets) <= set(
-                sa.image_pull_secrets):
-            return MissingSecret(
-                pod.namespace, pod.name, pod.uid, target.mapping, target.secret_name,
-                pod.service_account,
-                "no-controller" if not pod.has_controller else "own-pull-secrets")
+        why: Literal["no-controller", "own-pull-secrets", "job"] | None = None
+        if not pod.has_controller:
+            why = "no-controller"
+        elif not set(pod.image_pull_secrets) <= set(sa.image_pull_secrets):
+            why = "own-pull-secrets"
+        elif pod.controller_kind == "Job":
+            why = "job"
+        if why is not None:
+            return MissingSecret(pod.namespace, pod.name, pod.uid, target.mapping,
+                                 target.secret_name, pod.service_account, why)
         return plan.EvictPod(pod.namespace, pod.name, pod.uid, mapping=target.mapping,
                              secret_name=target.secret_name, credentials=target.credentials)
     return None
@@ -148,12 +156,12 @@ def project(view: model.ClusterView, actions: Iterable[plan.Action]) -> model.Cl
                 accounts[action.namespace][action.name] = model.ServiceAccount(
                     sa.namespace, sa.name, tuple(names), sa.ours, sa.resource_version, sa.uid,
                     sa.has_annotations)
-        elif isinstance(action, plan.DeleteSecret):
+        elif isinstance(action, plan.DeleteSecret | plan.ReleaseSecret):
             secrets.pop((action.namespace, action.name), None)
         else:
             c = action.content
             secrets[(c.namespace, c.name)] = model.Secret(
                 namespace=c.namespace, name=c.name, managed=True, type=model.SECRET_TYPE,
-                data=c.data, data_keys=(model.DOCKERCONFIG_KEY,), labels={},
+                digest=model.digest(c.data), data_keys=(model.DOCKERCONFIG_KEY,), labels={},
                 annotations={}, resource_version="")
     return model.ClusterView(view.namespaces, secrets, accounts)

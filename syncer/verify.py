@@ -27,12 +27,13 @@ Security rules, and why:
 from __future__ import annotations
 
 import base64
-import binascii
+import contextlib
 import json
 import logging
 import os
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,7 @@ import requests.auth
 import urllib3.exceptions
 
 import syncer
+from syncer import challenges, dockerconfig, verifyhttp
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,6 @@ Result = Literal["ok", "rejected", "unreachable"]
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
 _DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-_MAX_TOKEN_ANSWER = 1024 * 1024  # a token answer is a few KiB; do not buffer an endless body
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +97,6 @@ class _Target:
     host: str  # host[:port], for details
 
 
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """One challenge of a `WWW-Authenticate` header: scheme and params, names in lower case."""
-
-    scheme: str
-    params: Mapping[str, str]
-
-
 class _Stop(Exception):
     """Ends a check early with its outcome (never leaves this module)."""
 
@@ -136,6 +129,28 @@ def _unreachable(detail: str) -> _Stop:
 
 
 USER_AGENT = f"pullsecret-syncer/{syncer.__version__} (registry login check)"
+REQUEST_TIMEOUT = 10.0  # seconds, whole request: connect, headers and the part of the body read
+CHECK_DEADLINE = 20.0  # seconds, whole check (at most three requests)
+
+
+@dataclass(slots=True)
+class _Call:
+    """The state of one check: its session, its watchdog and when its time is up."""
+
+    http: requests.Session
+    watchdog: verifyhttp.Watchdog
+    options: Options
+    timeout: float
+    ends: float
+    clock: Callable[[], float]
+
+    def budget(self) -> float:
+        """Seconds the next request may take: the request timeout, or what is left of the
+        check's deadline when that is less."""
+        left = self.ends - self.clock()
+        if left <= 0:
+            raise _Stop(Outcome("unreachable", "no complete answer within the check's deadline"))
+        return min(self.timeout, left)
 
 
 def check(
@@ -143,17 +158,20 @@ def check(
     entry: Mapping[str, str],
     *,
     options: Options,
-    timeout: float = 10.0,
-    session: requests.Session | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+    deadline: float = CHECK_DEADLINE,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Log in to the registry of `registry_key` with the credential of `entry` (one `auths` entry).
 
-    `timeout` bounds each request (connect and read). `session` lets a caller reuse connections;
-    it is never closed here. Never raises for anything the network or the registry does.
+    `timeout` bounds each request as a whole (connect, answer, body read), `deadline` the whole
+    check; a check that runs out of time is ``unreachable``. At most 64 KiB of any answer's body
+    is read. Never raises for anything the network or the registry does.
     """
-    own = session is None
-    http = session if session is not None else requests.Session()
+    watchdog = verifyhttp.Watchdog()
+    http = verifyhttp.session(watchdog)
     where = "the registry"
+    limit = min(timeout, deadline)
     try:
         target = _target(registry_key, options)
         where = target.host
@@ -161,45 +179,50 @@ def check(
         if options.insecure_skip_verify:
             log.warning("registry login check without TLS verification (insecureSkipVerify)",
                         extra={"registry": target.host})
-        outcome = _login(http, target, credential, options=options, timeout=timeout)
+        call = _Call(http=http, watchdog=watchdog, options=options, timeout=timeout,
+                     ends=clock() + deadline, clock=clock)
+        outcome = _login(call, target, credential)
     except _Stop as stop:
         outcome = stop.outcome
-    except requests.exceptions.SSLError as exc:
-        outcome = Outcome("unreachable", f"{where}: {_tls_detail(exc)}")
-    except requests.exceptions.Timeout:
-        outcome = Outcome("unreachable", f"{where}: no answer within {timeout:g}s")
-    except requests.exceptions.ConnectionError as exc:
-        outcome = Outcome("unreachable", f"{where}: connection failed ({type(exc).__name__})")
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        outcome = Outcome("unreachable", f"{where}: request failed ({type(exc).__name__})")
+        outcome = _failure(exc, where=where, limit=limit, timed_out=watchdog.fired)
     finally:
-        if own:
-            http.close()
+        http.close()
+        watchdog.close()
+    if watchdog.fired and outcome.result != "unreachable":  # time ran out mid-flow
+        outcome = Outcome("unreachable", f"{where}: no complete answer within {limit:g}s")
     log.debug("registry login check: %s", outcome.result,
               extra={"registry": registry_key, "result": outcome.result})
     return outcome
 
 
+def _failure(exc: BaseException, *, where: str, limit: float, timed_out: bool) -> Outcome:
+    if timed_out or isinstance(exc, requests.exceptions.Timeout):
+        return Outcome("unreachable", f"{where}: no complete answer within {limit:g}s")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Outcome("unreachable", f"{where}: {_tls_detail(exc)}")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return Outcome("unreachable", f"{where}: connection failed ({type(exc).__name__})")
+    return Outcome("unreachable", f"{where}: request failed ({type(exc).__name__})")
+
+
 # --------------------------------------------------------------------------- the flow
 
 
-def _login(http: requests.Session, target: _Target, credential: _Credential, *,
-           options: Options, timeout: float) -> Outcome:
+def _login(call: _Call, target: _Target, credential: _Credential) -> Outcome:
     url = f"{target.base}/v2/"
-    with _get(http, url, auth=None, options=options, timeout=timeout) as first:
+    with _get(call, url, auth=None) as first:  # the body is never read: only status, header
         status = first.status_code
-        challenges = parse_challenges(first.headers.get("WWW-Authenticate", ""))
+        found = challenges.parse_challenges(first.headers.get("WWW-Authenticate", ""))
     if status == 200:
         return Outcome("ok", f"{target.host} allows anonymous access: nothing to verify")
     if status != 401:
         raise _unexpected(status, what=f"{target.host} /v2/", api=True)
-    by_scheme = {c.scheme: c for c in challenges}
+    by_scheme = {c.scheme: c for c in found}
     if "bearer" in by_scheme:  # docker tries token auth first, as do we
-        return _bearer(http, target, credential, by_scheme["bearer"], options=options,
-                       timeout=timeout)
+        return _bearer(call, target, credential, by_scheme["bearer"])
     if "basic" in by_scheme:
-        header = credential.basic_header()
-        with _get(http, url, auth=header, options=options, timeout=timeout) as second:
+        with _get(call, url, auth=credential.basic_header()) as second:
             status = second.status_code
         if status == 200:
             return Outcome("ok", f"{target.host} accepted the credential (Basic)")
@@ -209,8 +232,8 @@ def _login(http: requests.Session, target: _Target, credential: _Credential, *,
     raise _unreachable(f"{target.host} answered 401 without a Basic or Bearer challenge")
 
 
-def _bearer(http: requests.Session, target: _Target, credential: _Credential,
-            challenge: Challenge, *, options: Options, timeout: float) -> Outcome:
+def _bearer(call: _Call, target: _Target, credential: _Credential,
+            challenge: challenges.Challenge) -> Outcome:
     realm = challenge.params.get("realm", "")
     parts = urlsplit(realm)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -218,7 +241,7 @@ def _bearer(http: requests.Session, target: _Target, credential: _Credential,
     if parts.username is not None or parts.password is not None:
         raise _unreachable(f"{target.host} named a token realm with user info; refused")
     realm_host = parts.netloc
-    if parts.scheme == "http" and not options.plain_http:
+    if parts.scheme == "http" and not call.options.plain_http:
         raise _unreachable(
             f"{target.host} named a token realm over plain http ({realm_host}); refused: the "
             "credential would travel in clear text (set plainHttp to allow)")
@@ -226,24 +249,28 @@ def _bearer(http: requests.Session, target: _Target, credential: _Credential,
     for name in ("service", "scope"):
         if challenge.params.get(name):
             params[name] = challenge.params[name]
-    header = credential.basic_header()
-    with _get(http, realm, auth=header, options=options, timeout=timeout, params=params,
-              stream=True) as answer:
+    with _get(call, realm, auth=credential.basic_header(), params=params) as answer:
         status = answer.status_code
         if status in (401, 403):
             return Outcome("rejected", f"token realm {realm_host} refused the credential "
                                        f"({status})")
         if status != 200:
             raise _unexpected(status, what=f"token realm {realm_host}")
-        body = _read_limited(answer.iter_content(65536), what=f"token realm {realm_host}")
+        try:
+            body = verifyhttp.read_limited(answer.iter_content(16384))
+        except verifyhttp.TooLong:
+            raise _unreachable(f"token realm {realm_host} answered more than "
+                               f"{verifyhttp.MAX_ANSWER} bytes") from None
     if not _has_token(body):
         raise _unreachable(f"token realm {realm_host} answered 200 without a token")
     return Outcome("ok", f"token realm {realm_host} issued a token for {target.host} (Bearer)")
 
 
-def _get(http: requests.Session, url: str, *, auth: str | None, options: Options,
-         timeout: float, params: Mapping[str, str] | None = None,
-         stream: bool = False) -> requests.Response:
+@contextlib.contextmanager
+def _get(call: _Call, url: str, *, auth: str | None,
+         params: Mapping[str, str] | None = None) -> Iterator[requests.Response]:
+    """One GET under a total deadline; the answer's body is streamed, never read whole."""
+    options = call.options
     verify: bool | str = True
     if options.insecure_skip_verify:
         verify = False
@@ -251,12 +278,16 @@ def _get(http: requests.Session, url: str, *, auth: str | None, options: Options
         if not os.access(options.ca_cert, os.R_OK):
             raise _unreachable("the caCert file cannot be read")
         verify = str(options.ca_cert)
-    with warnings.catch_warnings():
+    seconds = call.budget()
+    with call.watchdog.deadline(seconds), warnings.catch_warnings():
         if not verify:  # already logged once per check as our own warning
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-        return http.get(url, params=params, auth=_HeaderAuth(auth), timeout=(timeout, timeout),
-                        verify=verify, allow_redirects=False, stream=stream,
-                        headers={"Accept": "application/json", "User-Agent": USER_AGENT})
+        answer = call.http.get(url, params=params, auth=_HeaderAuth(auth),
+                               timeout=(seconds, seconds), verify=verify,
+                               allow_redirects=False, stream=True,
+                               headers={"Accept": "application/json", "User-Agent": USER_AGENT})
+        with answer:
+            yield answer
 
 
 def _unexpected(status: int, *, what: str, api: bool = False) -> _Stop:
@@ -267,15 +298,6 @@ def _unexpected(status: int, *, what: str, api: bool = False) -> _Stop:
     if status >= 500:
         return _unreachable(f"{what} answered {status} (server error)")
     return _unreachable(f"{what} answered an unexpected {status}")
-
-
-def _read_limited(chunks: Iterator[bytes], *, what: str) -> bytes:
-    body = bytearray()
-    for chunk in chunks:
-        body += chunk
-        if len(body) > _MAX_TOKEN_ANSWER:
-            raise _unreachable(f"{what} answered more than {_MAX_TOKEN_ANSWER} bytes")
-    return bytes(body)
 
 
 def _has_token(body: bytes) -> bool:
@@ -333,66 +355,12 @@ def _credential(entry: Mapping[str, str]) -> _Credential:
     """The user and password a client presents: from `auth` (as the kubelet and skopeo read it),
     else from `username` + `password`."""
     auth = entry.get("auth")
-    if isinstance(auth, str) and auth:
-        try:
-            decoded = base64.b64decode(auth, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise _rejected("the entry's 'auth' is not base64 of 'username:password'") from None
-        username, colon, password = decoded.partition(":")
-        if not colon:
+    if isinstance(auth, str) and auth.strip():
+        pair = dockerconfig.split_auth(auth)
+        if pair is None:
             raise _rejected("the entry's 'auth' is not base64 of 'username:password'")
-        return _Credential(username=username, password=password)
+        return _Credential(username=pair[0], password=pair[1])
     user, secret = entry.get("username"), entry.get("password")
     if isinstance(user, str) and isinstance(secret, str) and user and secret:
         return _Credential(username=user, password=secret)
     raise _rejected("the entry has no 'auth' or 'username' and 'password' to present")
-
-
-def parse_challenges(header: str) -> list[Challenge]:
-    """The challenges of a `WWW-Authenticate` value (RFC 7235; several may be comma-joined)."""
-    found: list[tuple[str, dict[str, str]]] = []
-    pos, n = 0, len(header)
-    current: dict[str, str] | None = None
-    while pos < n:
-        while pos < n and header[pos] in " \t,":
-            pos += 1
-        start = pos
-        while pos < n and header[pos] not in " \t,=\"":
-            pos += 1
-        word = header[start:pos]
-        if not word:
-            pos += 1
-            continue
-        probe = pos
-        while probe < n and header[probe] in " \t":
-            probe += 1
-        if probe < n and header[probe] == "=" and current is not None:
-            pos = probe + 1
-            while pos < n and header[pos] in " \t":
-                pos += 1
-            value, pos = _param_value(header, pos)
-            current[word.lower()] = value
-            continue
-        if probe < n and header[probe] == "=":  # token68 without a scheme: skip it
-            pos = probe + 1
-            continue
-        current = {}
-        found.append((word.lower(), current))
-    return [Challenge(scheme=scheme, params=dict(params)) for scheme, params in found]
-
-
-def _param_value(header: str, pos: int) -> tuple[str, int]:
-    n = len(header)
-    if pos < n and header[pos] == '"':
-        pos += 1
-        out: list[str] = []
-        while pos < n and header[pos] != '"':
-            if header[pos] == "\\" and pos + 1 < n:
-                pos += 1
-            out.append(header[pos])
-            pos += 1
-        return "".join(out), pos + 1
-    start = pos
-    while pos < n and header[pos] not in " \t,":
-        pos += 1
-    return header[start:pos], pos

@@ -100,6 +100,8 @@ def auth(user: str, password: str) -> str:
 
 
 def syncer_command() -> list[str]:
+    if os.environ.get("PSS_SYNCER"):  # an installed pullsecret-syncer (the tests set it)
+        return [os.environ["PSS_SYNCER"]]
     script = Path(sys.executable).parent / "pullsecret-syncer"
     if script.is_file():
         return [str(script)]

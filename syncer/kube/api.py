@@ -100,6 +100,12 @@ class ClusterAPI(Protocol):
         """Delete if still at `resource_version` (Conflict otherwise); a missing one is fine."""
         ...
 
+    def release_secret(self, namespace: str, name: str, *, resource_version: str,
+                       ) -> model.Secret:
+        """Hand an adopted Secret back: our label and annotations removed, data kept, if still
+        at `resource_version` (Conflict otherwise)."""
+        ...
+
     def patch_service_account(self, change: model.ServiceAccountChange,
                               ) -> model.ServiceAccount:
         """Apply `change` only if the ServiceAccount is still at its resourceVersion (Conflict

@@ -41,26 +41,31 @@ def namespace(obj: Mapping[str, Any]) -> model.Namespace:
 
 
 def secret(obj: Mapping[str, Any]) -> model.Secret:
+    """Only what a pass needs: our label and annotations, and a digest of the data (a Secret
+    that someone else labelled as ours may be 1 MiB; its record stays a few hundred bytes)."""
     meta = _meta(obj)
-    labels = _str_map(meta.get("labels"))
+    labels = meta.get("labels")
+    managed = isinstance(labels, dict) and labels.get(model.MANAGED_BY_LABEL) == \
+        model.MANAGED_BY_VALUE
+    annotations = meta.get("annotations")
     data = obj.get("data") or {}
     raw = data.get(model.DOCKERCONFIG_KEY) if isinstance(data, dict) else None
-    decoded: bytes | None = None
+    digest: str | None = None
     if isinstance(raw, str):
         try:
-            decoded = base64.b64decode(raw, validate=True)
+            digest = model.digest(base64.b64decode(raw, validate=True))
         except (binascii.Error, ValueError):
-            decoded = None
+            digest = None
     return model.Secret(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
-        managed=labels.get(model.MANAGED_BY_LABEL) == model.MANAGED_BY_VALUE,
+        managed=managed,
         type=str(obj.get("type", "")),
-        data=decoded,
-        data_keys=tuple(sorted(data)) if isinstance(data, dict) else (),
-        labels=labels,
-        annotations={k: v for k, v in _str_map(meta.get("annotations")).items()
-                     if k.startswith("pullsecret-syncer.io/")},
+        digest=digest,
+        data_keys=tuple(sorted(map(str, data))) if isinstance(data, dict) else (),
+        labels={model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE} if managed else {},
+        annotations={k: str(annotations[k]) for k in model.OUR_ANNOTATIONS
+                     if k in annotations} if isinstance(annotations, dict) else {},
         resource_version=str(meta.get("resourceVersion", "")),
         uid=str(meta.get("uid", "")),
         immutable=obj.get("immutable") is True,
@@ -103,6 +108,7 @@ def pod(obj: Mapping[str, Any]) -> model.Pod:
                 image = images.get(str(st.get("name", ""))) or str(st.get("image", ""))
                 waiting.append((sys.intern(image), sys.intern(str(wait["reason"]))))
     account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    controllers = [r for r in _dicts(meta.get("ownerReferences")) if r.get("controller") is True]
     return model.Pod(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
@@ -111,11 +117,11 @@ def pod(obj: Mapping[str, Any]) -> model.Pod:
         service_account=sys.intern(str(account)),
         image_pull_secrets=tuple(sys.intern(str(r.get("name", "")))
                                  for r in _dicts(spec.get("imagePullSecrets"))),
-        has_controller=any(r.get("controller") is True
-                           for r in _dicts(meta.get("ownerReferences"))),
+        has_controller=bool(controllers),
         phase=sys.intern(str(status.get("phase", ""))),
         waiting=tuple(waiting),
         terminating=bool(meta.get("deletionTimestamp")),
+        controller_kind=sys.intern(str(controllers[0].get("kind", ""))) if controllers else "",
     )
 
 
@@ -138,18 +144,13 @@ def lease(obj: Mapping[str, Any]) -> model.Lease:
 # --------------------------------------------------------------------------- encode
 
 
-def _our_annotations(content: model.SecretContent) -> dict[str, str]:
-    return {model.MAPPING_ANNOTATION: content.mapping,
-            model.CREDENTIALS_ANNOTATION: ",".join(content.credentials)}
-
-
 def new_secret(content: model.SecretContent) -> JsonObject:
     """The body of a POST creating a managed Secret."""
     return {
         "apiVersion": "v1", "kind": "Secret", "type": model.SECRET_TYPE,
         "metadata": {"name": content.name, "namespace": content.namespace,
                      "labels": {model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
-                     "annotations": _our_annotations(content)},
+                     "annotations": content.annotations()},
         "data": {model.DOCKERCONFIG_KEY: base64.b64encode(content.data).decode()},
     }
 
@@ -162,10 +163,18 @@ def secret_merge_patch(content: model.SecretContent, *, resource_version: str,
         "type": model.SECRET_TYPE,
         "metadata": {"resourceVersion": resource_version,
                      "labels": {model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
-                     "annotations": _our_annotations(content)},
+                     "annotations": content.annotations()},
         "data": {**{k: None for k in drop_keys if k != model.DOCKERCONFIG_KEY},
                  model.DOCKERCONFIG_KEY: base64.b64encode(content.data).decode()},
     }
+
+
+def secret_release_patch(*, resource_version: str) -> JsonObject:
+    """A merge patch guarded by resourceVersion that hands a Secret back: our label and
+    annotations go, its data and everything else stay."""
+    return {"metadata": {"resourceVersion": resource_version,
+                         "labels": {model.MANAGED_BY_LABEL: None},
+                         "annotations": dict.fromkeys(model.OUR_ANNOTATIONS)}}
 
 
 def _pointer(key: str) -> str:

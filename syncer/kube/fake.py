@@ -179,9 +179,9 @@ class FakeCluster(fakepods.Pods):
             self._check_size(content)
             record = model.Secret(
                 namespace=ns, name=name, managed=True, type=model.SECRET_TYPE,
-                data=content.data, data_keys=(model.DOCKERCONFIG_KEY,),
+                digest=model.digest(content.data), data_keys=(model.DOCKERCONFIG_KEY,),
                 labels={model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
-                annotations=_annotations(content), resource_version="",
+                annotations=content.annotations(), resource_version="",
                 uid=f"uid-{next(self._uids)}")
             return cast(model.Secret, self._store("secrets", record, "ADDED"))
 
@@ -196,15 +196,16 @@ class FakeCluster(fakepods.Pods):
             if old.type != model.SECRET_TYPE:
                 raise errors.Invalid(f"PATCH secrets {ns}/{name}: 422 Invalid: invalid fields: "
                                      "type", status=422, reason="Invalid")
-            if old.immutable and old.data != content.data:
+            if old.immutable and old.digest != model.digest(content.data):
                 raise errors.Invalid(f"PATCH secrets {ns}/{name}: 422 Invalid: invalid fields: "
                                      "data", status=422, reason="Invalid")
             self._check_size(content)
             keys = {k for k in old.data_keys if k not in drop_keys} | {model.DOCKERCONFIG_KEY}
             record = dataclasses.replace(
-                old, managed=True, data=content.data, data_keys=tuple(sorted(keys)),
+                old, managed=True, digest=model.digest(content.data),
+                data_keys=tuple(sorted(keys)),
                 labels={**old.labels, model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
-                annotations={**old.annotations, **_annotations(content)})
+                annotations={**old.annotations, **content.annotations()})
             return cast(model.Secret, self._store("secrets", record, "MODIFIED"))
 
     def delete_secret(self, namespace: str, name: str, *, resource_version: str) -> None:
@@ -215,6 +216,20 @@ class FakeCluster(fakepods.Pods):
                 return
             self._precondition(old, resource_version, f"DELETE secrets {namespace}/{name}")
             self._store("secrets", old, "DELETED")
+
+    def release_secret(self, namespace: str, name: str, *, resource_version: str,
+                       ) -> model.Secret:
+        with self._cond:
+            self._serve("PATCH", "secrets", namespace, name)
+            self._writable_namespace(namespace)
+            old: model.Secret = self._existing("secrets", namespace, name)
+            self._precondition(old, resource_version, f"PATCH secrets {namespace}/{name}")
+            record = dataclasses.replace(
+                old, managed=False,
+                labels={k: v for k, v in old.labels.items() if k != model.MANAGED_BY_LABEL},
+                annotations={k: v for k, v in old.annotations.items()
+                             if k not in model.OUR_ANNOTATIONS})
+            return cast(model.Secret, self._store("secrets", record, "MODIFIED"))
 
     def patch_service_account(self, change: model.ServiceAccountChange,
                               ) -> model.ServiceAccount:
@@ -376,7 +391,3 @@ class FakeCluster(fakepods.Pods):
             self._watch_error = error
             self._cond.notify_all()
 
-
-def _annotations(content: model.SecretContent) -> dict[str, str]:
-    return {model.MAPPING_ANNOTATION: content.mapping,
-            model.CREDENTIALS_ANNOTATION: ",".join(content.credentials)}

@@ -89,7 +89,7 @@ class Pods:
     # ---- test side: the ReplicaSet controller, the kubelet, a PodDisruptionBudget -------------
     def add_pod(self, namespace: str, name: str, *, service_account: str = "default",
                 image_pull_secrets: tuple[str, ...] | None = None, controller: bool = True,
-                phase: str = "Pending",
+                phase: str = "Pending", controller_kind: str = "ReplicaSet",
                 waiting: tuple[tuple[str, str], ...] = ()) -> model.Pod:
         """Create a Pod as a controller would. Like the ServiceAccount admission plugin, a Pod
         without imagePullSecrets of its own (None) gets its ServiceAccount's, as they are now."""
@@ -101,7 +101,7 @@ class Pods:
                 namespace=namespace, name=name, uid=f"uid-{next(self._uids)}",
                 resource_version="", service_account=service_account,
                 image_pull_secrets=image_pull_secrets, has_controller=controller, phase=phase,
-                waiting=waiting)
+                waiting=waiting, controller_kind=controller_kind if controller else "")
             return cast(model.Pod, self._store("pods", record, "ADDED"))
 
     def set_pod_status(self, namespace: str, name: str, *, phase: str | None = None,

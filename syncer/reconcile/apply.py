@@ -96,6 +96,10 @@ class Applier:
             self._wrote("secret", "create")
             self._cache.note_secret(key, created)
             self._on_replaced(action, created.uid)
+        elif isinstance(action, plan.ReleaseSecret):
+            self._cache.note_secret(key, self._cluster.release_secret(
+                *key, resource_version=action.resource_version))
+            self._wrote("secret", "update")
         else:
             self._cluster.delete_secret(*key, resource_version=action.resource_version)
             self._wrote("secret", "delete")
@@ -114,7 +118,8 @@ class Applier:
                 except errors.NotFound:
                     return False  # the ServiceAccount was deleted meanwhile
                 self._cache.note_service_account(sa)
-            change = plan.service_account_change(sa, add=add, remove=action.remove)
+            change = plan.service_account_change(sa, add=add, remove=action.remove,
+                                                 instance=action.instance)
             if change is None:
                 return False
             try:
@@ -135,14 +140,12 @@ def recompute_secret(want: desired.Desired, action: plan.SecretAction,
     """After a lost race, decide afresh from the re-read Secret (pure)."""
     key = plan.where(action)
     target = want.targets.get(key)
-    if target is None:  # a prune: delete only what is still ours
-        if fresh is None or not fresh.managed:
+    if target is None:  # a prune: remove only what is still ours
+        if fresh is None or not model.owned_by(fresh, want.instance):
             return None
-        return plan.DeleteSecret(*key, fresh.resource_version,
-                                 mapping=fresh.annotations.get(model.MAPPING_ANNOTATION),
-                                 credentials=plan.credentials_of(action))
+        return plan.prune_action(fresh)
     found: list[plan.SecretConflict] = []
-    acts, _ = plan.secret_actions(target, fresh, found, blocked)
+    acts, _ = plan.secret_actions(target, fresh, found, blocked, instance=want.instance)
     conflicts.extend(found)
     if found:
         raise SecretTaken(f"secret {key[0]}/{key[1]}: taken by a Secret we do not manage",

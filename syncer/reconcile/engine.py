@@ -85,9 +85,9 @@ class Engine:
     def _count_managed(self, cfg: config.Config, view: model.ClusterView,
                        report: Report) -> None:
         mapping_of = {k: s.annotations.get(model.MAPPING_ANNOTATION, "")
-                      for k, s in view.secrets.items() if s.managed}
+                      for k, s in view.secrets.items() if model.owned_by(s, cfg.instance)}
         for act in report.applied:
-            if isinstance(act, plan.DeleteSecret):
+            if isinstance(act, plan.DeleteSecret | plan.ReleaseSecret):
                 mapping_of.pop(plan.where(act), None)
             elif not isinstance(act, plan.PatchServiceAccount):
                 mapping_of[plan.where(act)] = plan.mapping_of(act) or ""

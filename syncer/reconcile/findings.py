@@ -65,7 +65,10 @@ class Findings:
             extra={"namespace": sc.namespace, "object": sc.name, "mapping": sc.mapping},
             message=f"secret {sc.name!r} is not managed by pullsecret-syncer (no "
                     f"{model.MANAGED_BY_LABEL} label); mapping {sc.mapping!r} skipped this "
-                    "namespace. Delete it or set adoptExisting: true.")
+                    "namespace. " + (
+                        "adoptExisting cannot take it over: it is immutable: true, so its data "
+                        "cannot change. Delete it." if sc.immutable else
+                        "Delete it or set adoptExisting: true."))
 
     def mapping_conflict(self, mc: desired.MappingConflict,
                          namespaces: Mapping[str, model.Namespace], *, dry_run: bool) -> None:
@@ -124,6 +127,13 @@ class Findings:
                        f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
                        "image; it has no controller, so pullsecret-syncer never deletes it: "
                        "recreate it to pick up the secret")
+        elif m.why == "job":
+            msg = "pod of a job cannot pull its image without the secret; not evicted"
+            message = (f"this pod was created before serviceaccount {m.service_account!r} listed "
+                       f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
+                       "image; it belongs to a Job, whose backoffLimit counts an evicted pod as "
+                       "a failure, so pullsecret-syncer does not evict it: delete it if the Job "
+                       "can afford one more failure (its next pod gets the secret)")
         else:
             msg = "pod cannot pull its image without the secret and names its own; not evicted"
             message = (f"this pod names its own imagePullSecrets, so a recreated pod would not get "

@@ -1,10 +1,12 @@
-"""`pullsecret-syncer uninstall`: remove everything this tool wrote, cluster-wide, no config.
+"""`pullsecret-syncer uninstall`: remove what one installation (or every one) wrote,
+cluster-wide, without a config.
 
-Reads with two lists, then applies `plan.uninstall` with the same race-safe writes as a pass:
-a ServiceAccount changed meanwhile is re-read (other writers' entries stay), a Secret changed
-meanwhile is deleted only if it still carries our label, and a Secret whose ServiceAccount could
-not be unpatched is kept (no ServiceAccount is left pointing at a deleted Secret). Running it
-twice does nothing the second time.
+Reads with two lists, then applies `teardown.actions` with the same race-safe writes as a pass:
+a ServiceAccount changed meanwhile is re-read (other writers' and installations' entries stay), a
+Secret changed meanwhile is removed only if it is still the installation's own, an adopted Secret
+is handed back instead of deleted, and a Secret whose ServiceAccount could not be unpatched is
+kept (no ServiceAccount is left pointing at a deleted Secret). Running it twice does nothing the
+second time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from syncer import model, observability, plan
+from syncer import model, observability, plan, teardown
 from syncer.kube import api, errors
 from syncer.reconcile import apply, engine
 
@@ -29,20 +31,23 @@ def observe(cluster: api.ClusterAPI) -> model.ClusterView:
     return model.ClusterView({}, secrets, accounts)
 
 
-def _still_ours(action: plan.SecretAction, fresh: model.Secret | None) -> plan.SecretAction | None:
-    if fresh is None or not fresh.managed:
-        return None
-    ns, name = plan.where(action)
-    return plan.DeleteSecret(ns, name, fresh.resource_version,
-                             mapping=plan.mapping_of(action),
-                             credentials=plan.credentials_of(action))
+def still_ours(instance: str | None) -> apply.Recompute:
+    """After a lost race: remove the Secret only if it is still the installation's own."""
+    def recompute(action: plan.SecretAction,
+                  fresh: model.Secret | None) -> plan.SecretAction | None:
+        if fresh is None or not model.owned_by(fresh, instance):
+            return None
+        return plan.prune_action(fresh)
+    return recompute
 
 
 def run(cluster: api.ClusterAPI, *, metrics: observability.Metrics, dry_run: bool,
+        instance: str | None = model.DEFAULT_INSTANCE,
         on_applied: Callable[[plan.Action], None] | None = None,
         on_planned: Callable[[Sequence[plan.Action]], None] | None = None) -> engine.Report:
+    """Undo installation `instance` (None: every installation)."""
     view = observe(cluster)
-    actions = plan.uninstall(view)
+    actions = teardown.actions(view, instance=instance)
     report = engine.Report(planned=list(actions))
     if dry_run:
         return report
@@ -64,7 +69,7 @@ def run(cluster: api.ClusterAPI, *, metrics: observability.Metrics, dry_run: boo
                 if applier.service_account(action, add=(), observed=observed):
                     report.applied.append(action)
                     done(action)
-            elif applier.secret(action, _still_ours) is not None:
+            elif applier.secret(action, still_ours(instance)) is not None:
                 report.applied.append(action)
                 done(action)
         except errors.NotFound:

@@ -94,7 +94,7 @@ class Daemon:
 
     # ---- state --------------------------------------------------------------------------
     def leading(self) -> bool:
-        return self.elector is None or self.elector.is_leader.is_set()
+        return self.elector is None or self.elector.leading()
 
     def healthy(self) -> bool:
         return bool(self.threads) and all(t.is_alive() for t in self.threads)

@@ -188,7 +188,8 @@ class Caches:
             self.secrets.put(secret)
             with self._lock:
                 self._unmanaged.pop(key, None)
-        else:
+        else:  # not (or no longer, once handed back) carrying our label
+            self.secrets.discard(key)
             with self._lock:
                 self._unmanaged[key] = secret
 

@@ -75,16 +75,29 @@ class LeaderElector:
             self.step()
             self._stop.wait(self.retry_period)
 
+    def leading(self) -> bool:
+        """Whether this replica may write now — asked before every write, not only a flag.
+
+        A leader whose renewal hangs (a request stuck in its read timeout) is still flagged as
+        leader until that request returns, which can be after its Lease expired and a standby
+        took over. So the flag counts only while the last successful renewal *started* less
+        than the renew deadline ago: that start is no later than the moment any other replica
+        saw the renewed Lease, so writes stop at least lease duration minus renew deadline (5 s by
+        default) before another replica may take over.
+        """
+        return self.is_leader.is_set() and self._clock() - self._last_renew < self._deadline
+
     def step(self) -> None:
         """One try to acquire or renew, and the transitions it implies."""
+        started = self._clock()
         try:
             ok = self._try_acquire_or_renew()
         except errors.KubeError as exc:
             log.warning("lease update failed", extra={"error": str(exc)})
             ok = False
         now = self._clock()
-        if ok:
-            self._last_renew = now
+        if ok:  # a renewal that took longer than the deadline leaves leading() false until
+            self._last_renew = started  # the next one: it says nothing of the time in between
             if not self.is_leader.is_set():
                 log.info("became leader", extra={"object": self.identity})
                 self.is_leader.set()

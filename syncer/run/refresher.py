@@ -34,7 +34,7 @@ IDLE_WAIT = 60.0
 
 Reader = Callable[[config.CredentialSpec, base.Backend], credentials.Fetched]
 # Whether a new value may be published (e.g. the registries accept it); called once per new value.
-Gate = Callable[[config.CredentialSpec, dockerconfig.Auths], bool]
+Gate = credentials.Gate
 
 
 def _open_gate(spec: config.CredentialSpec, auths: dockerconfig.Auths) -> bool:
@@ -162,33 +162,47 @@ class Refresher:
         now = self._clock()
         with self._lock:
             due = [(n, s) for n, s in self._states.items() if s.next_due <= now]
-        changed = {name for name, state in due if self._refresh(name, state)}
+        reads: dict[str, tuple[_State, credentials.Fetched]] = {}
+        for name, state in due:
+            fetched = self._fetch(name, state)
+            if fetched is not None:
+                reads[name] = (state, fetched)
+        # New values go through the gate side by side: a registry that is slow to answer its
+        # check (bounded by the check's deadline) never holds up another credential.
+        asks = {name: (state.spec, fetched.auths) for name, (state, fetched) in reads.items()
+                if fetched.auths not in (state.value, state.rejected)}
+        verdicts = credentials.gate_all(self._gate, asks)
+        changed = {name for name, (state, fetched) in reads.items()
+                   if self._commit(name, state, fetched, verdicts.get(name, True))}
         if changed:
             self._on_change(changed)
         with self._lock:
             upcoming = min((s.next_due for s in self._states.values()), default=now + IDLE_WAIT)
         return max(0.0, min(upcoming - self._clock(), IDLE_WAIT))
 
-    def _refresh(self, name: str, state: _State) -> bool:
+    def _fetch(self, name: str, state: _State) -> credentials.Fetched | None:
         spec = state.spec
         backend = self._backends.get(spec.backend)
         if backend is None:
-            return False
+            return None
         try:
             fetched = self._read(spec, backend)
             if state.token:
                 credentials.check_token(name, fetched, now=self._wall())
         except credentials.CredentialError as exc:
             self._failed(name, state, exc)
-            return False
+            return None
+        return fetched
+
+    def _commit(self, name: str, state: _State, fetched: credentials.Fetched,
+                passed: bool) -> bool:
+        """Take a read value (unless the gate refused it); whether the published value changed."""
         wall = self._wall()
         with self._lock:
             changed = fetched.auths != state.value
             state.attempted = True
-        if changed and fetched.auths != state.rejected and not self._gate(spec, fetched.auths):
-            with self._lock:
+            if not passed:
                 state.rejected = fetched.auths
-        with self._lock:
             accepted = fetched.auths != state.rejected
             if accepted:
                 state.value = fetched.auths

@@ -49,7 +49,7 @@ class FakeWorld:
                        immutable: bool = False, managed: bool = False) -> None:
         labels = {model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE} if managed else {}
         self.cluster.put_secret(model.Secret(
-            namespace=ns, name=name, managed=managed, type=type_, data=b"{}",
+            namespace=ns, name=name, managed=managed, type=type_, digest=model.digest(b"{}"),
             data_keys=(model.DOCKERCONFIG_KEY,), labels=labels, annotations={},
             resource_version="", immutable=immutable))
 

@@ -38,9 +38,11 @@ def test_created_secret_reads_back_as_managed_with_its_data(world: Any) -> None:
     ns = world.namespace()
     created = world.cluster.create_secret(content(ns))
     got = world.cluster.get_secret(ns, "regcred")
-    assert (got.managed, got.type, got.data, got.data_keys) == (
-        True, model.SECRET_TYPE, DATA, (model.DOCKERCONFIG_KEY,))
-    assert got.annotations == {model.MAPPING_ANNOTATION: "m", model.CREDENTIALS_ANNOTATION: "c"}
+    assert (got.managed, got.type, got.digest, got.data_keys) == (
+        True, model.SECRET_TYPE, model.digest(DATA), (model.DOCKERCONFIG_KEY,))
+    assert got.annotations == {model.MAPPING_ANNOTATION: "m", model.CREDENTIALS_ANNOTATION: "c",
+                               model.INSTANCE_ANNOTATION: "default",
+                               model.WRITTEN_AS_ANNOTATION: f"{ns}/regcred"}
     assert got.uid and got.uid == created.uid
     assert got.resource_version == created.resource_version
 
@@ -60,7 +62,7 @@ def test_update_at_a_stale_resource_version_is_a_conflict(world: Any) -> None:
     with pytest.raises(errors.Conflict):
         world.cluster.update_secret(content(ns), resource_version=first.resource_version,
                                     drop_keys=())
-    assert world.cluster.get_secret(ns, "regcred").data == b'{"auths":{}}'
+    assert world.cluster.get_secret(ns, "regcred").digest == model.digest(b'{"auths":{}}')
 
 
 def test_update_keeps_the_uid_and_moves_the_resource_version(world: Any) -> None:
@@ -70,7 +72,7 @@ def test_update_keeps_the_uid_and_moves_the_resource_version(world: Any) -> None
                                          resource_version=first.resource_version, drop_keys=())
     assert second.uid == first.uid
     assert int(second.resource_version) > int(first.resource_version)
-    assert second.data == b'{"auths":{}}'
+    assert second.digest == model.digest(b'{"auths":{}}')
 
 
 def test_update_adopts_a_foreign_secret_and_drops_its_other_keys(world: Any) -> None:
@@ -80,7 +82,24 @@ def test_update_adopts_a_foreign_secret_and_drops_its_other_keys(world: Any) -> 
     assert not theirs.managed
     adopted = world.cluster.update_secret(content(ns), resource_version=theirs.resource_version,
                                           drop_keys=theirs.data_keys)
-    assert adopted.managed and adopted.data == DATA and adopted.uid == theirs.uid
+    assert adopted.managed and adopted.digest == model.digest(DATA) and adopted.uid == theirs.uid
+
+
+def test_release_hands_an_adopted_secret_back_with_its_data_and_uid(world: Any) -> None:
+    ns = world.namespace()
+    world.foreign_secret(ns, "regcred", type_=model.SECRET_TYPE)
+    theirs = world.cluster.get_secret(ns, "regcred")
+    adopted = world.cluster.update_secret(
+        dataclasses.replace(content(ns), adopted=True), resource_version=theirs.resource_version,
+        drop_keys=theirs.data_keys)
+    assert adopted.annotations[model.ADOPTED_ANNOTATION] == "true"
+    released = world.cluster.release_secret(ns, "regcred",
+                                            resource_version=adopted.resource_version)
+    assert (released.managed, released.labels, released.annotations) == (False, {}, {})
+    assert released.uid == theirs.uid and released.digest == model.digest(DATA)
+    assert world.cluster.get_secret(ns, "regcred") == released
+    with pytest.raises(errors.Conflict):
+        world.cluster.release_secret(ns, "regcred", resource_version=adopted.resource_version)
 
 
 def test_changing_the_type_of_a_secret_is_invalid(world: Any) -> None:
@@ -214,7 +233,7 @@ def test_watch_from_a_listing_delivers_our_changes_in_order(world: Any) -> None:
                                       selector=api.MANAGED), 3)
     assert [(e.type, e.record.name) for e in events] == [
         ("ADDED", "regcred"), ("MODIFIED", "regcred"), ("DELETED", "regcred")]
-    assert events[1].record.data == b'{"auths":{}}'
+    assert events[1].record.digest == model.digest(b'{"auths":{}}')
     assert [e.resource_version for e in events[:2]] == [created.resource_version,
                                                           updated.resource_version]
 

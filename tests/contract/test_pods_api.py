@@ -36,6 +36,7 @@ def test_pending_pods_are_listed_with_only_what_the_decision_needs(world: Any) -
     assert set(found) == {owned, "bare"}  # a Running Pod is not Pending
     web, bare = found[owned], found["bare"]
     assert (web.has_controller, bare.has_controller) == (True, False)
+    assert (web.controller_kind, bare.controller_kind) == ("ReplicaSet", "")  # Jobs are spared
     assert (web.service_account, web.phase, web.terminating) == ("default", "Pending", False)
     assert web.image_pull_secrets == ("theirs",)  # the ServiceAccount admission plugin's copy
     assert web.waiting == ((IMAGE, "ImagePullBackOff"),)

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.integration.daemonproc import DaemonProcess
+from tests.stack import product
 
 SENTINEL = "SENTINEL"
 REPO = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ def cli(request: pytest.FixtureRequest, leak_values: list[str],
         if env is None:
             env = request.getfixturevalue("stack_env")
         proc = subprocess.run(
-            [sys.executable, "-m", "syncer", *args], env=env, cwd=REPO,
+            product.installed().argv(*args), env=env, cwd=REPO,
             capture_output=True, text=True, timeout=timeout, check=False)
         result = Result(proc.returncode, proc.stdout, proc.stderr)
         leak_registry.text(f"{request.node.nodeid}: cli {' '.join(args[:1])}", result.output)

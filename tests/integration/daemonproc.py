@@ -7,12 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from tests.stack import product
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,8 @@ class DaemonProcess:
                  extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.log_path = log_path
-        self.args = [sys.executable, "-m", "syncer", "run", "--config", str(config),
+        # The installed console script, as the image runs it (tests/stack/product.py).
+        self.args = [str(product.installed().script), "run", "--config", str(config),
                      "--http-addr", f"127.0.0.1:{self.port}", "--log-format", "json",
                      "--log-level", "debug", *extra_args]
         self._log = log_path.open("ab")

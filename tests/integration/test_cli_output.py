@@ -14,7 +14,6 @@ import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -36,6 +35,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.daemonproc import wait_until
 from tests.integration.test_sync import config_text, seeded  # noqa: F401 - a fixture
+from tests.stack import product
 
 N = 50  # namespaces: 50 Secret creates + 50 ServiceAccount patches
 PROGRESS_LINE = re.compile(r"^sync: (\d+)/(\d+) writes, \d+\.\d/s, (about \S+ left|time left "
@@ -110,7 +110,7 @@ def cli_streamed(request: pytest.FixtureRequest, stack_env: dict[str, str],
 
     def run(*args: str, timeout: float = 180) -> Streamed:
         began = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "syncer", *args], env=stack_env,
+        proc = subprocess.Popen(product.installed().argv(*args), env=stack_env,
                                 cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         err: list[str] = []
@@ -139,7 +139,7 @@ def cli_pty(request: pytest.FixtureRequest, stack_env: dict[str, str],
     def run(*args: str, timeout: float = 180) -> Result:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
-        proc = subprocess.Popen([sys.executable, "-m", "syncer", *args],
+        proc = subprocess.Popen(product.installed().argv(*args),
                                 env={**stack_env, "TERM": "xterm-256color"}, cwd=REPO,
                                 stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
                                 close_fds=True)
@@ -329,7 +329,7 @@ def test_a_sync_whose_stdout_reader_went_away_still_finishes_its_pass(
 ) -> None:
     namespaces(5, "gone")
     cfg = mapping_config("gone")
-    proc = subprocess.Popen([sys.executable, "-m", "syncer", "sync", "--config", str(cfg)],
+    proc = subprocess.Popen(product.installed().argv("sync", "--config", str(cfg)),
                             env=stack_env, cwd=REPO, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None

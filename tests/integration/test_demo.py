@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import SENTINEL
+from tests.stack import product
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,9 @@ def processes_with(marker: str) -> list[int]:
 def demo_env(marker: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("KUBERNETES_SERVICE_", "VAULT_", "AWS_", "PSS_"))}
-    env.update({"PSS_DEMO_SENTINEL": "1", "DEMO_TEST_MARKER": marker, "PYTHONUNBUFFERED": "1"})
+    env.update({"PSS_DEMO_SENTINEL": "1", "DEMO_TEST_MARKER": marker, "PYTHONUNBUFFERED": "1",
+                # the daemon the demo starts is the installed product, not the checkout
+                "PSS_SYNCER": str(product.installed().script)})
     return env
 
 

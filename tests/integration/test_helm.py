@@ -367,22 +367,28 @@ def test_cleanup_jobs_command_with_the_jobs_own_grants_removes_what_the_syncer_w
     account = job["spec"]["template"]["spec"]["serviceAccountName"]
     (container,) = job["spec"]["template"]["spec"]["containers"]
 
-    # what a sync leaves: our Secret and our entry between another writer's, in two namespaces
+    # what a sync of this release leaves: our Secret and our entry between another writer's,
+    # in two namespaces; and another installation's Secret and entry beside them, which stay
+    instance = f"{ns}.{release}"
     apps = [namespace_factory(prefix="app") for _ in range(2)]
     for app in apps:
         wait_for_sa(core, app)
-        core.create_namespaced_secret(app, k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name="regcred", labels={
-                "app.kubernetes.io/managed-by": "pullsecret-syncer"}, annotations={
-                "pullsecret-syncer.io/mapping": "m", "pullsecret-syncer.io/credentials": "c"}),
-            type="kubernetes.io/dockerconfigjson",
-            string_data={".dockerconfigjson": '{"auths": {}}'}))
+        for name, owner in (("regcred", instance), ("other-release", "default")):
+            core.create_namespaced_secret(app, k8s.V1Secret(
+                metadata=k8s.V1ObjectMeta(name=name, labels={
+                    "app.kubernetes.io/managed-by": "pullsecret-syncer"}, annotations={
+                    "pullsecret-syncer.io/mapping": "m", "pullsecret-syncer.io/credentials": "c",
+                    "pullsecret-syncer.io/instance": owner,
+                    "pullsecret-syncer.io/written-as": f"{app}/{name}"}),
+                type="kubernetes.io/dockerconfigjson",
+                string_data={".dockerconfigjson": '{"auths": {}}'}))
         core.create_namespaced_secret(app, k8s.V1Secret(
             metadata=k8s.V1ObjectMeta(name="theirs-a"), string_data={"k": "not ours"}))
         core.patch_namespaced_service_account("default", app, {
-            "metadata": {"annotations": {"pullsecret-syncer.io/image-pull-secrets": "regcred"}},
+            "metadata": {"annotations": {
+                "pullsecret-syncer.io/image-pull-secrets": f"{instance}:regcred,other-release"}},
             "imagePullSecrets": [{"name": "theirs-a"}, {"name": "regcred"},
-                                 {"name": "theirs-b"}]})
+                                 {"name": "theirs-b"}, {"name": "other-release"}]})
     theirs = {app: core.read_namespaced_secret("theirs-a", app).metadata.resource_version
               for app in apps}
 
@@ -410,10 +416,12 @@ def test_cleanup_jobs_command_with_the_jobs_own_grants_removes_what_the_syncer_w
     for app in apps:
         assert f"deleted secret {app}/regcred (c)" in done.stdout.splitlines(), done.stdout
         sa = core.read_namespaced_service_account("default", app)
-        assert [r.name for r in sa.image_pull_secrets] == ["theirs-a", "theirs-b"]
-        assert "pullsecret-syncer.io/image-pull-secrets" not in (sa.metadata.annotations or {})
+        assert [r.name for r in sa.image_pull_secrets] == [
+            "theirs-a", "theirs-b", "other-release"]
+        assert sa.metadata.annotations["pullsecret-syncer.io/image-pull-secrets"] == (
+            "other-release")
         names = [s.metadata.name for s in core.list_namespaced_secret(app).items]
-        assert "regcred" not in names
+        assert "regcred" not in names and "other-release" in names
         assert core.read_namespaced_secret("theirs-a", app).metadata.resource_version == (
             theirs[app])
     again = cli(*argv, env=stack_env)

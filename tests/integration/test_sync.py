@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from tests.integration.conftest import (
     wait_for_sa,
 )
 from tests.integration.daemonproc import wait_until
+from tests.stack import product
 
 HUB_PW = "hub-pw-SENTINEL-1a"
 LEGACY_PW = "legacy-pw-SENTINEL-2b"
@@ -579,7 +579,7 @@ def test_an_interrupted_sync_exits_143_or_130(
     namespaces: {names: [nowhere]}
     credentials: [hub]
 """, vault_addr=slow_vault.url))
-    proc = subprocess.Popen([sys.executable, "-m", "syncer", "sync", "--config", str(cfg)],
+    proc = subprocess.Popen(product.installed().argv("sync", "--config", str(cfg)),
                             env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     wait_until(lambda: slow_vault.count() >= 1, timeout=30, what="the credential read")

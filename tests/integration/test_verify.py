@@ -284,7 +284,7 @@ def test_slow_registry_is_unreachable_after_the_timeout(registry_factory, fault_
     outcome = login(proxy.url.split("://")[1], entry(USER, GOOD), options=PLAIN, timeout=0.5)
 
     assert outcome.result == "unreachable"
-    assert "no answer within 0.5s" in outcome.detail
+    assert "no complete answer within 0.5s" in outcome.detail
 
 
 @pytest.mark.parametrize(("status", "headers", "expected"), [

@@ -34,7 +34,9 @@ up() {
     fi
     local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null && sudo -n true 2>/dev/null || unavailable "no engine answers and starting one needs root"
+        if ! { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; then
+            unavailable "no engine answers and starting one needs root"
+        fi
         sudo=(sudo -n)
     fi
     if ! command -v dockerd >/dev/null; then

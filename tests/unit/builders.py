@@ -33,13 +33,15 @@ def make_mapping(
     )
 
 
-def make_config(*mappings: config.MappingSpec, prune: bool = True) -> config.Config:
+def make_config(*mappings: config.MappingSpec, prune: bool = True,
+                instance: str = "default") -> config.Config:
     return config.Config(
         path=Path("/etc/pullsecret-syncer/config.yaml"),
         defaults=config.Defaults(prune=prune),
         backends=config.FrozenMap(),
         credentials=config.FrozenMap(),
         mappings=mappings,
+        instance=instance,
     )
 
 

@@ -91,3 +91,23 @@ mappings: [{name: m, namespaces: {names: [a]}, credentials: [ghcr]}]
     code, err = run(capsys, "check", "--config", str(path))
     assert code == 2, err
     assert "AWS profile 'does-not-exist' does not exist" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--instance", "a:b"], "must be an installation name"),
+    (["--instance", "Upper"], "must be an installation name"),
+    (["--instance", "a", "--all-instances"], "not allowed with argument"),
+])
+def test_a_bad_uninstall_instance_is_one_line_and_exit_2(
+        capsys: pytest.CaptureFixture[str], flags: list[str], says: str) -> None:
+    code, err = run(capsys, "uninstall", *flags)
+    assert code == 2
+    assert err.count("\n") == 1 and says in err, err
+
+
+def test_uninstall_takes_the_default_instance_unless_told() -> None:
+    parse = cli.parser().parse_args
+    assert (parse(["uninstall"]).instance, parse(["uninstall"]).all_instances) == (
+        "default", False)
+    assert parse(["uninstall", "--instance", "ns.rel"]).instance == "ns.rel"
+    assert parse(["uninstall", "--all-instances"]).all_instances is True

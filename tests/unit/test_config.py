@@ -360,8 +360,8 @@ def test_directory_instead_of_file_is_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["", "- a\n- b\n", f"{SENTINEL}\n"])
 def test_top_level_must_be_a_mapping(tmp_path: Path, text: str) -> None:
     assert problems(tmp_path, text) == (
-        "(top level): expected a mapping with keys version, defaults, backends, credentials, "
-        "mappings",
+        "(top level): expected a mapping with keys version, instance, defaults, backends, "
+        "credentials, mappings",
     )
 
 
@@ -802,3 +802,14 @@ def test_fuzzed_text_gives_only_clean_config_errors(
         config.load("cfg.yaml", plugins=PLUGINS)
     for line in caught.value.problems:
         assert re.match(r"^cfg\.yaml: \S.*: \S", line), line
+
+
+def test_instance_defaults_to_default_and_takes_a_release_style_name(tmp_path: Path) -> None:
+    assert load(tmp_path, VALID).instance == "default"
+    assert load(tmp_path, "instance: platform.pss-1\n" + VALID).instance == "platform.pss-1"
+
+
+@pytest.mark.parametrize("value", ["Team_A", "a:b", "''", "-x", "7", "[a]", "x" * 254])
+def test_a_bad_instance_name_is_one_problem_naming_the_key(tmp_path: Path, value: str) -> None:
+    (line,) = problems(tmp_path, f"instance: {value}\n" + VALID)
+    assert line.startswith("instance: "), line

@@ -22,6 +22,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from tests.unit import rbac_calls
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 KUSTOMIZATIONS = {
@@ -32,8 +34,8 @@ KUSTOMIZATIONS = {
 NAMESPACE = "pullsecret-syncer"
 CONFIG_PATH = "/etc/pullsecret-syncer/config.yaml"
 
-# SPEC §7: the shipped RBAC grants only these cluster-wide verbs (core API group), plus leases in
-# the syncer's own namespace.
+# The most the shipped RBAC may grant cluster-wide (core API group), plus leases in the syncer's
+# own namespace; what it does grant is exactly what the code calls (rbac_calls).
 SPEC_CLUSTER_RULES = {
     "namespaces": {"get", "list", "watch"},
     "serviceaccounts": {"get", "list", "watch", "patch"},
@@ -147,7 +149,7 @@ def test_kustomization_renders_every_object_a_cluster_install_needs(name: str) -
 
 
 @overlay
-def test_cluster_role_grants_exactly_the_spec_verbs(name: str) -> None:
+def test_cluster_role_grants_exactly_the_verbs_the_code_calls(name: str) -> None:
     (role,) = objects(name, "ClusterRole")
     granted: dict[str, set[str]] = {}
     for rule in role["rules"]:
@@ -156,8 +158,25 @@ def test_cluster_role_grants_exactly_the_spec_verbs(name: str) -> None:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
         for resource in rule["resources"]:
             granted.setdefault(resource, set()).update(rule["verbs"])
-    assert granted == SPEC_CLUSTER_RULES
+    calls = {(g, r, v) for g, r, v in rbac_calls.base_calls() if g == ""}
+    assert rbac_calls.granted(role["rules"]) == calls
+    for resource, verbs in granted.items():
+        assert verbs <= SPEC_CLUSTER_RULES[resource], resource
     assert "aggregationRule" not in role
+
+
+def test_the_recycle_pods_component_grants_exactly_the_pod_verbs_the_code_calls() -> None:
+    path = DEPLOY / "kubernetes" / "components" / "recycle-pods" / "rbac.yaml"
+    (role,) = [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "ClusterRole"]
+    assert rbac_calls.granted(role["rules"]) == rbac_calls.recycle_calls()
+
+
+def test_the_calls_the_rbac_is_derived_from_are_read_from_the_client() -> None:
+    """The derivation sees the client's requests (it would grant nothing if it saw none)."""
+    calls = rbac_calls.called()
+    assert ("", "secrets", "patch") in calls and ("", "serviceaccounts", "patch") in calls
+    assert ("", "secrets", "update") not in calls  # Secrets are written with PATCH only
+    assert ("coordination.k8s.io", "leases", "update") in calls
 
 
 @overlay
@@ -172,6 +191,7 @@ def test_leases_are_granted_only_in_the_syncers_own_namespace(name: str) -> None
             assert rule["resourceNames"] == ["pullsecret-syncer"], rule
         verbs.update(rule["verbs"])
     assert {"get", "create", "update"} <= verbs <= LEASE_VERBS_ALLOWED
+    assert verbs == {v for g, r, v in rbac_calls.base_calls() if r == "leases"}
     # the Lease is named by SPEC §5; get/update are pinned to it, `create` cannot be
     get_rules = [r for r in role["rules"] if "get" in r["verbs"]]
     assert all(r.get("resourceNames") == ["pullsecret-syncer"] for r in get_rules)
@@ -195,6 +215,19 @@ def test_bindings_grant_the_roles_to_the_pods_service_account(name: str) -> None
     assert rb["roleRef"]["kind"] == "Role"
     assert rb["roleRef"]["name"] == one(name, "Role")["metadata"]["name"]
     assert rb["metadata"]["namespace"] == NAMESPACE
+
+
+@overlay
+def test_a_rollout_never_runs_two_writers(name: str) -> None:
+    """A RollingUpdate starts the new pod before the old one stops: only the Lease keeps them
+    from writing side by side, so every overlay elects a leader (docs/operations.md)."""
+    deployment = one(name, "Deployment", "pullsecret-syncer")
+    strategy = deployment["spec"].get("strategy", {}).get("type", "RollingUpdate")
+    if "--leader-elect" not in container(name)["args"]:
+        assert strategy == "Recreate" and deployment["spec"]["replicas"] == 1
+    else:
+        lease = [r for r in one(name, "Role")["rules"] if "leases" in r["resources"]]
+        assert lease, "--leader-elect without the Lease grant elects nobody"
 
 
 @overlay
@@ -564,12 +597,13 @@ def test_dockerfile_final_stage_runs_as_numeric_non_root_user() -> None:
     assert dockerfile().final.base.endswith(":nonroot")
 
 
-def test_dockerfile_entrypoint_is_exec_form_pullsecret_syncer_run_with_json_logs() -> None:
+def test_dockerfile_entrypoint_is_the_cli_and_its_default_command_runs_with_json_logs() -> None:
     df = dockerfile()
     entrypoint = df.final_entrypoint
     assert Path(entrypoint[0]).name == "pullsecret-syncer"
-    assert entrypoint[1:] == ["run"]
+    assert entrypoint[1:] == []  # `docker run IMAGE version` works
     cmd = json.loads(df.last("CMD"))
+    assert cmd[0] == "run"
     assert cmd[cmd.index("--log-format") + 1] == "json"
     assert cmd[cmd.index("--config") + 1] == CONFIG_PATH
     assert df.last("EXPOSE") == "8080"

@@ -388,6 +388,19 @@ def test_rbac_equals_the_kustomize_base(
     assert (("ClusterRole", f"{NAME}-recycle-pods") in ours) is recycle_pods
 
 
+@pytest.mark.parametrize("recycle_pods", [False, True], ids=["base", "base+recycle-pods"])
+def test_rbac_grants_exactly_the_verbs_the_code_calls(
+    helm: helm_stack.Helm, recycle_pods: bool,
+) -> None:
+    from tests.unit import rbac_calls
+
+    values = {"recyclePods": {"rbac": True}} if recycle_pods else None
+    docs = [d for d in render(helm, values) if d not in hooks(render(helm, values))]
+    rules = [rule for d in docs if d["kind"] in ("ClusterRole", "Role") for rule in d["rules"]]
+    wanted = rbac_calls.base_calls() | (rbac_calls.recycle_calls() if recycle_pods else set())
+    assert rbac_calls.granted(rules) == wanted
+
+
 @pytest.mark.parametrize("values", [None, ALL_OPTIONS], ids=["defaults", "all-options"])
 def test_pods_are_hardened_exactly_like_the_kustomize_base(
     helm: helm_stack.Helm, tmp_path: Path, values: dict[str, Any] | None,
@@ -443,21 +456,30 @@ def test_default_deployment_matches_the_base_apart_from_helm_labels(
 # what each value does
 
 
-@pytest.mark.parametrize(("values", "elected"), [
-    ({"replicas": 1}, False),
-    ({"replicas": 2}, True),
-    ({"replicas": 1, "leaderElection": {"enabled": True}}, True),
-    ({"replicas": 3, "leaderElection": {"enabled": False}}, False),
-], ids=["one-replica", "two-replicas", "forced-on", "forced-off"])
-def test_leader_election_is_on_with_more_than_one_replica_unless_set(
-    helm: helm_stack.Helm, values: dict[str, Any], elected: bool,
+@pytest.mark.parametrize("values", [
+    {"replicas": 1}, {"replicas": 2}, {"replicas": 1, "leaderElection": {"enabled": True}},
+], ids=["one-replica", "two-replicas", "set-on"])
+def test_leader_election_is_always_on_so_a_rollout_never_runs_two_writers(
+    helm: helm_stack.Helm, values: dict[str, Any],
 ) -> None:
+    """A rolling update starts the new pod before the old one stops (maxSurge 1): with one
+    replica as with more, only the Lease keeps the two from writing side by side."""
     docs = render(helm, values)
     args = cli_args([*entrypoint()[1:], *daemon_container(docs)["args"]])
-    assert args.leader_elect is elected
-    assert one(docs, "Deployment")["spec"]["replicas"] == values["replicas"]
-    # the Lease grant exists exactly when it is used
-    assert bool(pick(docs, "Role")) is elected and bool(pick(docs, "RoleBinding")) is elected
+    deployment = one(docs, "Deployment")
+    assert args.leader_elect is True
+    assert deployment["spec"]["replicas"] == values["replicas"]
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert pick(docs, "Role") and pick(docs, "RoleBinding")  # the Lease grant
+
+
+def test_switching_leader_election_off_is_refused_naming_the_reason(
+        helm: helm_stack.Helm) -> None:
+    proc = template(helm, {"replicas": 1, "leaderElection": {"enabled": False}}, check=False)
+
+    assert proc.returncode != 0
+    assert "leaderElection.enabled=false is not supported" in proc.stderr
+    assert "two writers" in proc.stderr
 
 
 @pytest.mark.parametrize(("values", "rendered"), [
@@ -577,7 +599,9 @@ def test_config_value_is_the_mounted_file_and_the_daemon_accepts_it(
     volume = next(v for v in pod["volumes"] if v["name"] == "config")
     cm = one(docs, "ConfigMap", volume["configMap"]["name"])
     shipped = yaml.safe_load(cm["data"][Path(args.config).name])
-    assert shipped == coalesce(default_values(), values or {})["config"]
+    # the installation's name is the release's, unless the config names one
+    given = coalesce(default_values(), values or {})["config"]
+    assert shipped == {"instance": f"{NAME}.{NAME}", **given}
     path = tmp_path / "config.yaml"
     path.write_text(cm["data"]["config.yaml"], encoding="utf-8")
     config.load(path)
@@ -610,10 +634,25 @@ def test_config_file_given_with_set_file_is_mounted_verbatim(
     source.write_text(CONFIG_TEXT, encoding="utf-8")
     docs = helm_stack.documents(template(helm, None, "--set-file", f"config={source}").stdout)
     text = one(docs, "ConfigMap")["data"]["config.yaml"]
-    assert text == CONFIG_TEXT
+    assert text == CONFIG_TEXT + f"instance: {NAME}.{NAME}\n"  # the release's installation name
     mounted = tmp_path / "config.yaml"
     mounted.write_text(text, encoding="utf-8")
-    assert [m.name for m in config.load(mounted).mappings] == ["all-teams"]
+    loaded = config.load(mounted)
+    assert [m.name for m in loaded.mappings] == ["all-teams"]
+    assert loaded.instance == f"{NAME}.{NAME}"
+
+
+def test_config_that_names_its_instance_keeps_it_and_the_cleanup_hook_uninstalls_that(
+    helm: helm_stack.Helm, tmp_path: Path,
+) -> None:
+    source = tmp_path / "team-config.yaml"
+    source.write_text(CONFIG_TEXT + "instance: default\n", encoding="utf-8")
+    docs = helm_stack.documents(template(helm, {"cleanupOnUninstall": True},
+                                         "--set-file", f"config={source}").stdout)
+    assert one(docs, "ConfigMap")["data"]["config.yaml"] == CONFIG_TEXT + "instance: default\n"
+    (c,) = pod_of(one(hooks(docs), "Job"))["containers"]
+    args = cli_args([*c["command"][1:], *c["args"]])
+    assert (args.instance, args.all_instances) == ("default", False)
 
 
 @pytest.mark.parametrize("text", ["- a list\n- not a mapping\n", "key: [unclosed\n"],
@@ -681,6 +720,8 @@ def test_cleanup_job_runs_uninstall_after_the_chart_is_gone_with_grants_of_its_o
     assert c["command"][0] == entrypoint()[0], "the image's own binary, its ENTRYPOINT replaced"
     args = cli_args([*c["command"][1:], *c["args"]])
     assert args.command == "uninstall" and args.dry_run is False
+    # this release's installation only: another release in the cluster keeps its objects
+    assert (args.instance, args.all_instances) == (f"{NAME}.{NAME}", False)
     assert args.kubeconfig is None  # in-cluster config, the Job's own ServiceAccount token
     assert job["spec"]["backoffLimit"] >= 1
 

@@ -51,18 +51,22 @@ def managed_secret(
     annotations: dict[str, str] | None = None,
     managed: bool = True,
     rv: str = "100",
+    instance: str = model.DEFAULT_INSTANCE,
+    digest: str | None = None,
 ) -> model.Secret:
     return model.Secret(
         namespace=namespace,
         name=name,
         managed=managed,
         type=model.SECRET_TYPE,
-        data=data,
+        digest=digest if digest is not None or data is None else model.digest(data),
         data_keys=data_keys,
         labels={model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE} if labels is None else labels,
         annotations=(
             {model.MAPPING_ANNOTATION: mapping,
-             model.CREDENTIALS_ANNOTATION: ",".join(credentials)}
+             model.CREDENTIALS_ANNOTATION: ",".join(credentials),
+             model.INSTANCE_ANNOTATION: instance,
+             model.WRITTEN_AS_ANNOTATION: f"{namespace}/{name}"}
             if annotations is None else annotations
         ),
         resource_version=rv,
@@ -322,7 +326,7 @@ def test_secret_whose_managed_by_label_was_removed_is_no_longer_ours() -> None:
     # our label is never touched unless adoptExisting): such a Secret is a conflict.
     cfg = make_config(make_mapping(names=(NS,)))
     unlabelled = written_secret(cfg, "team-a")
-    unlabelled = managed_secret(managed=False, labels={}, data=unlabelled.data)
+    unlabelled = managed_secret(managed=False, labels={}, digest=unlabelled.digest)
     the_plan = run_plan(cfg, make_view([ns(NS)], [unlabelled], [sa()]))
     assert the_plan.actions == ()
     assert the_plan.conflicts == (plan.SecretConflict(NS, "regcred", "team-a"),)
@@ -342,6 +346,26 @@ def test_adopt_existing_takes_over_an_unmanaged_secret_then_references_it() -> N
     assert adopt.content.data == desired.render_mapping(cfg.mappings[0], CREDS).data
     assert "notes" in adopt.drop_keys
     assert the_plan.conflicts == ()
+
+
+def test_adopt_of_an_immutable_foreign_secret_is_a_conflict_not_a_write_refused_every_pass(
+) -> None:
+    """Its data cannot change (the apiserver answers 422): reported once as a conflict (the
+    Warning Event is de-duplicated hourly), never written, the pass itself not failed."""
+    import dataclasses
+
+    cfg = make_config(make_mapping(names=(NS,), adopt=True))
+    theirs = dataclasses.replace(managed_secret(managed=False, labels={}, annotations={},
+                                                data=b"{}"), immutable=True)
+    the_plan = run_plan(cfg, make_view([ns(NS)], [theirs], [sa()]))
+    assert the_plan.actions == ()
+    assert the_plan.conflicts == (plan.SecretConflict(NS, "regcred", "team-a", immutable=True),)
+
+    # immutable but already holding exactly our data: adopting changes only metadata, allowed
+    ours = desired.render_mapping(cfg.mappings[0], CREDS).data
+    same = dataclasses.replace(theirs, data=ours)
+    assert lines(run_plan(cfg, make_view([ns(NS)], [same], [sa()])))[0] == (
+        "adopt secret team-a-dev/regcred (dockerhub)")
 
 
 def test_adopt_while_the_credential_has_no_value_leaves_the_foreign_secret_alone() -> None:
@@ -565,21 +589,22 @@ def test_managed_secret_in_a_terminating_or_vanished_namespace_is_untouched() ->
 def test_edited_managed_secret_is_rewritten(edit: dict[str, Any]) -> None:
     cfg = make_config(make_mapping(names=(NS,)))
     good = written_secret(cfg, "team-a", rv="77")
-    fields: dict[str, Any] = {"data": good.data, "data_keys": good.data_keys} | edit
+    fields: dict[str, Any] = ({} if "data" in edit else {"digest": good.digest}) | {
+        "data_keys": good.data_keys} | edit
     edited = managed_secret(rv="77", **fields)
     the_plan = run_plan(cfg, make_view([ns(NS)], [edited],
                                        [sa(pulls=("regcred",), ours=("regcred",))]))
     assert lines(the_plan) == ["update secret team-a-dev/regcred (dockerhub)"]
     (update,) = the_plan.actions
     assert update.resource_version == "77"
-    assert update.content.data == good.data
+    assert model.digest(update.content.data) == good.digest
     assert set(update.drop_keys) - {KEY} == set(edited.data_keys) - {KEY}
 
 
 def test_extra_data_key_is_listed_for_removal() -> None:
     cfg = make_config(make_mapping(names=(NS,)))
     good = written_secret(cfg, "team-a")
-    edited = managed_secret(data=good.data, data_keys=(KEY, "extra"))
+    edited = managed_secret(digest=good.digest, data_keys=(KEY, "extra"))
     (update,) = run_plan(cfg, make_view([ns(NS)], [edited])).actions
     assert "extra" in update.drop_keys
 
@@ -588,7 +613,7 @@ def test_foreign_labels_and_annotations_on_a_managed_secret_cause_no_write() -> 
     cfg = make_config(make_mapping(names=(NS,)))
     good = written_secret(cfg, "team-a")
     decorated = managed_secret(
-        data=good.data,
+        digest=good.digest,
         labels={model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE, "team": "a"},
         annotations={**good.annotations, "pullsecret-syncer.io/note": "x"},
     )
@@ -797,7 +822,7 @@ def test_managed_secret_of_another_type_is_replaced_not_updated() -> None:
     (replace,) = run_plan(cfg, make_view([ns(NS)], [wrong])).actions
     assert isinstance(replace, plan.ReplaceSecret)
     assert (replace.why, replace.resource_version, replace.uid) == ("type", "12", "uid-old")
-    assert replace.content.data == good.data
+    assert model.digest(replace.content.data) == good.digest
 
 
 def test_immutable_managed_secret_is_replaced_when_its_data_must_change() -> None:

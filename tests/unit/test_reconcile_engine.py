@@ -75,18 +75,20 @@ def test_a_managed_secret_edited_mid_pass_is_re_read_and_rewritten(
         cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
     run_pass(cluster, cfg, creds)
     good = cluster.stored("secrets", NS, "regcred")
-    cluster.put_secret(dataclasses.replace(good, data=b'{"auths":{}}'))  # a hand edit
+    hand_edit = model.digest(b'{"auths":{}}')
+    cluster.put_secret(dataclasses.replace(good, digest=hand_edit))
     edits = []
 
     def edit_again(req: fake.Request) -> None:
         if req.verb == "PATCH" and req.kind == "secrets" and not edits:
             edits.append(req)
-            cluster.put_secret(dataclasses.replace(good, data=b'{"auths":{"x":{}}}'))
+            again = model.digest(b'{"auths":{"x":{}}}')
+            cluster.put_secret(dataclasses.replace(good, digest=again))
 
     cluster.fault = edit_again
     report = run_pass(cluster, cfg, creds)
     assert report.ok
-    assert cluster.stored("secrets", NS, "regcred").data == good.data
+    assert cluster.stored("secrets", NS, "regcred").digest == good.digest
     assert cluster.stored("secrets", NS, "regcred").uid == good.uid  # in place
     assert cluster.requests["GET secrets"] == 1
 
@@ -97,7 +99,7 @@ def test_a_foreign_secret_taking_the_name_mid_pass_is_a_conflict_and_no_referenc
         if req.verb == "POST" and req.kind == "secrets":
             cluster.fault = None
             cluster.put_secret(model.Secret(
-                namespace=NS, name="regcred", managed=False, type="Opaque", data=None,
+                namespace=NS, name="regcred", managed=False, type="Opaque", digest=None,
                 data_keys=("x",), labels={}, annotations={}, resource_version=""))
 
     cluster.fault = someone_else_first
@@ -110,7 +112,7 @@ def test_a_foreign_secret_taking_the_name_mid_pass_is_a_conflict_and_no_referenc
 def test_a_managed_secret_of_another_type_is_replaced_with_a_warning_event(
         cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
     cluster.put_secret(model.Secret(
-        namespace=NS, name="regcred", managed=True, type="Opaque", data=b"{}",
+        namespace=NS, name="regcred", managed=True, type="Opaque", digest=model.digest(b"{}"),
         data_keys=(model.DOCKERCONFIG_KEY,), annotations={},
         labels={model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE}, resource_version=""))
     old_uid = cluster.stored("secrets", NS, "regcred").uid
@@ -166,7 +168,7 @@ def test_a_dry_run_makes_no_request_but_reads(cluster: fake.FakeCluster, cfg: co
 def test_a_conflict_is_reported_once_an_hour_per_object(
         cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
     cluster.put_secret(model.Secret(
-        namespace=NS, name="regcred", managed=False, type="Opaque", data=None,
+        namespace=NS, name="regcred", managed=False, type="Opaque", digest=None,
         data_keys=("x",), labels={}, annotations={}, resource_version=""))
     clock = fakes.FakeClock()
     metrics = observability.Metrics()
@@ -211,7 +213,7 @@ def test_uninstall_unpatches_first_then_deletes_and_keeps_everything_else(
 
     run_pass(cluster, cfg, creds)
     cluster.put_secret(model.Secret(
-        namespace=NS, name="theirs", managed=False, type="Opaque", data=None,
+        namespace=NS, name="theirs", managed=False, type="Opaque", digest=None,
         data_keys=("x",), labels={}, annotations={}, resource_version=""))
     report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False)
     assert [plan.describe(a) for a in report.applied] == [

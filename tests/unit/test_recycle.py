@@ -23,8 +23,10 @@ def account(*pulls: str, name: str = "default") -> model.ServiceAccount:
 
 def pod(*, waiting: tuple[tuple[str, str], ...] = ((PRIVATE, "ImagePullBackOff"),),
         pulls: tuple[str, ...] = (), controller: bool = True, phase: str = "Pending",
-        sa: str = "default", terminating: bool = False, name: str = "web-1") -> model.Pod:
-    return model.Pod(NS, name, "uid-1", "7", sa, pulls, controller, phase, waiting, terminating)
+        sa: str = "default", terminating: bool = False, name: str = "web-1",
+        kind: str = "ReplicaSet") -> model.Pod:
+    return model.Pod(NS, name, "uid-1", "7", sa, pulls, controller, phase, waiting, terminating,
+                     controller_kind=kind if controller else "")
 
 
 def secret(name: str = "regcred", *, managed: bool = True) -> model.Secret:
@@ -83,6 +85,10 @@ EVICT = plan.EvictPod(NS, "web-1", "uid-1", mapping="team-a", secret_name="regcr
         NS, "web-1", "uid-1", "team-a", "regcred", "default", "no-controller")),
     ("its template names its own secrets", pod(pulls=("from-template",)), recycle.MissingSecret(
         NS, "web-1", "uid-1", "team-a", "regcred", "default", "own-pull-secrets")),
+    # an evicted Pod counts against its Job's backoffLimit: warned about, never evicted
+    ("a Job's Pod is not evicted", pod(kind="Job"), recycle.MissingSecret(
+        NS, "web-1", "uid-1", "team-a", "regcred", "default", "job")),
+    ("a StatefulSet's Pod is", pod(kind="StatefulSet"), EVICT),
 ])
 def test_what_is_decided_about_a_pending_pod(case: str, subject: model.Pod,
                                              expected: recycle.Decision) -> None:

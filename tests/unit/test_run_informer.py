@@ -14,7 +14,7 @@ from syncer.run import informer
 
 def secret(ns: str, name: str, *, rv: str = "") -> model.Secret:
     return model.Secret(namespace=ns, name=name, managed=True, type=model.SECRET_TYPE,
-                        data=b"{}", data_keys=(model.DOCKERCONFIG_KEY,),
+                        digest=model.digest(b"{}"), data_keys=(model.DOCKERCONFIG_KEY,),
                         labels={model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
                         annotations={}, resource_version=rv)
 
@@ -58,10 +58,10 @@ def test_a_watch_event_older_than_our_write_through_does_not_overwrite_it() -> N
     inf.relist()
     cluster.put_secret(secret("a", "s"))  # the watch will deliver this one (older) ...
     ours = dataclasses.replace(cluster.stored("secrets", "a", "s"), resource_version="999",
-                               data=b"ours")
+                               digest=model.digest(b"ours"))
     inf.put(ours)  # ... after our own write went into the cache
     inf.watch_once()
-    assert inf.items()[("a", "s")].data == b"ours"
+    assert inf.items()[("a", "s")].digest == model.digest(b"ours")
 
 
 def test_a_bookmark_moves_the_resource_version_and_changes_nothing() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,81 @@ def test_two_candidates_racing_for_the_lease_never_both_win(cluster: fake.FakeCl
     clock.advance(16)
     a.elector.step()  # a's PUT carries a stale resourceVersion after b's: Conflict
     assert b.leading != a.leading
+
+
+class StuckLock:
+    """A LeaseLock whose reads hang (as a request stuck in its read timeout) while `stuck`."""
+
+    def __init__(self, cluster: fake.FakeCluster) -> None:
+        self._cluster = cluster
+        self.stuck = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def get_lease(self, namespace: str, name: str):  # type: ignore[no-untyped-def]
+        if self.stuck.is_set():
+            self.entered.set()
+            self.release.wait(10)
+        return self._cluster.get_lease(namespace, name)
+
+    def create_lease(self, lease):  # type: ignore[no-untyped-def]
+        return self._cluster.create_lease(lease)
+
+    def update_lease(self, lease):  # type: ignore[no-untyped-def]
+        return self._cluster.update_lease(lease)
+
+
+def test_a_leader_whose_renewal_hangs_stops_writing_before_its_lease_can_expire(
+        cluster: fake.FakeCluster) -> None:
+    clock = fakes.FakeClock()
+    lock = StuckLock(cluster)
+    elector = leader.LeaderElector(
+        lock, namespace=NS, identity="a", stop=threading.Event(), clock=clock,
+        on_started=lambda: None, on_stopped=lambda: None)
+    elector.step()
+    assert elector.leading()
+
+    lock.stuck.set()
+    renewal = threading.Thread(target=elector.step)  # the renewal hangs in its read
+    clock.advance(2)
+    renewal.start()
+    assert lock.entered.wait(5)
+    clock.advance(7.9)  # 9.9 s since the last renewal started: still inside the deadline
+    assert elector.leading()
+    clock.advance(0.2)  # 10.1 s: past the renew deadline, 4.9 s before the lease (15 s) ends
+    assert elector.is_leader.is_set()  # the flag alone would still say "write"
+    assert not elector.leading()  # but no write is allowed any more
+
+    clock.advance(20)  # the stuck request returns long after the lease could have expired
+    lock.stuck.clear()
+    lock.release.set()
+    renewal.join(5)
+    assert not elector.leading()  # a late renewal does not count for the time it hung
+    clock.advance(2)
+    elector.step()  # a prompt renewal does
+    assert elector.leading()
+
+
+def test_the_daemon_writes_only_while_the_elector_is_inside_its_renew_deadline(
+        cluster: fake.FakeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Daemon.leading` — the `proceed` asked before every write of a pass — follows the
+    elector's deadline, not its flag."""
+    from syncer import settings
+    from syncer.run import daemon
+
+    path = fakes.write_config(tmp_path)
+    backend = fakes.FakeBackend(fakes.basic())
+    d = daemon.Daemon(settings.RunSettings(config_path=path), fakes.load(path, monkeypatch),
+                      cluster=cluster, backends={"vault": backend},
+                      open_backends=lambda c: {"vault": backend})
+    clock = fakes.FakeClock()
+    d.elector = leader.LeaderElector(
+        cluster, namespace=NS, identity="a", stop=d.stop, clock=clock,
+        on_started=lambda: None, on_stopped=lambda: None)
+    d.elector.step()
+    assert d.leading()
+
+    clock.advance(10.5)  # no renewal since (it hangs): the flag is still set
+
+    assert d.elector.is_leader.is_set()
+    assert not d.leading()

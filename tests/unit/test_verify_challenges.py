@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncer import verify
+from syncer import challenges, verify
 
 OPTIONS = verify.Options()
 
@@ -50,12 +50,12 @@ def test_challenges_of_real_registries_are_read():
     header = ('Bearer realm="https://ghcr.io/token",service="ghcr.io",'
               'scope="repository:org/app:pull", Basic realm="a, quoted \\"realm\\""')
 
-    challenges = verify.parse_challenges(header)
+    found = challenges.parse_challenges(header)
 
-    assert challenges == [
-        verify.Challenge("bearer", {"realm": "https://ghcr.io/token", "service": "ghcr.io",
+    assert found == [
+        challenges.Challenge("bearer", {"realm": "https://ghcr.io/token", "service": "ghcr.io",
                                     "scope": "repository:org/app:pull"}),
-        verify.Challenge("basic", {"realm": 'a, quoted "realm"'}),
+        challenges.Challenge("basic", {"realm": 'a, quoted "realm"'}),
     ]
 
 
@@ -66,7 +66,7 @@ def test_challenges_of_real_registries_are_read():
     ("Negotiate YII=, Basic realm=x", ["negotiate", "basic"]),
 ])
 def test_challenge_schemes_are_case_insensitive_and_tolerant(header, schemes):
-    assert [c.scheme for c in verify.parse_challenges(header)] == schemes
+    assert [c.scheme for c in challenges.parse_challenges(header)] == schemes
 
 
 @pytest.mark.parametrize("entry", [
@@ -77,3 +77,20 @@ def test_entries_without_a_usable_credential_are_rejected_without_network(entry)
 
     assert outcome.result == "rejected"
     assert "'auth'" in outcome.detail
+
+
+@pytest.mark.parametrize("auth", [
+    "dTpw",            # base64 of "u:p", unpadded length already a multiple of 4
+    "dXNlcjpwdw",      # base64 of "user:pw" without its padding
+    "dXNlcjpwdw==\n",  # with a trailing newline, as `base64` prints it
+    " dXNlcjpwdw== ",
+])
+def test_verify_reads_every_auth_form_the_payload_parser_accepts(auth):
+    """A credential the payload parser publishes is presented, not refused without asking:
+    nothing listens on port 9, so a presented credential ends `unreachable`, never `rejected`."""
+    from syncer import dockerconfig
+
+    assert dockerconfig.split_auth(auth) is not None
+    outcome = verify.check("127.0.0.1:9", {"auth": auth}, options=OPTIONS, deadline=5)
+
+    assert outcome.result == "unreachable", outcome

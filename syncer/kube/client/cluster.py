@@ -49,10 +49,11 @@ class Cluster:
         items: list[api.R] = []
         cont: str | None = None
         while True:
-            doc = self._http.call("GET", _PATHS[kind.name], f"LIST {kind.name}", query={
+            # Each item is decoded as it arrives: a page of big Secrets is never held whole.
+            doc, page = self._http.call_list(_PATHS[kind.name], f"LIST {kind.name}", query={
                 "labelSelector": selector.labels, "fieldSelector": selector.fields,
-                "limit": PAGE_SIZE, "continue": cont})
-            items.extend(cast(api.R, decode(obj)) for obj in doc.get("items") or [])
+                "limit": PAGE_SIZE, "continue": cont}, decode=decode)
+            items.extend(cast(list[api.R], page))
             meta = doc.get("metadata") or {}
             cont = meta.get("continue")
             if not cont:
@@ -116,6 +117,14 @@ class Cluster:
                             f"DELETE secrets {namespace}/{name}", body=body, limited=True)
         except errors.NotFound:
             return
+
+    def release_secret(self, namespace: str, name: str, *, resource_version: str,
+                       ) -> model.Secret:
+        return codec.secret(self._http.call(
+            "PATCH", f"/api/v1/namespaces/{namespace}/secrets/{name}",
+            f"PATCH secrets {namespace}/{name}",
+            body=codec.secret_release_patch(resource_version=resource_version),
+            content_type="application/merge-patch+json", limited=True, quote_message=False))
 
     def patch_service_account(self, change: model.ServiceAccountChange,
                               ) -> model.ServiceAccount:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import tenacity
@@ -19,11 +19,12 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from syncer import settings
-from syncer.kube import errors, ratelimit
+from syncer.kube import errors, jsonlist, ratelimit
 from syncer.kube.client import translate
 
 REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read (seconds) for everything but watches
 ATTEMPTS = 6
+LIST_CHUNK_BYTES = 256 * 1024
 
 
 def load_configuration(kube: settings.KubeSettings) -> k8s.Configuration:
@@ -80,6 +81,18 @@ class Transport:
     def close(self) -> None:
         self.api_client.rest_client.pool_manager.clear()
 
+    def _retrying(self) -> tenacity.Retrying:
+        """429/5xx/timeouts: exponential backoff with jitter, cut short by shutdown."""
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, errors.KubeError) and e.retryable),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5.0) + tenacity.wait_random(0, 0.2),
+            stop=tenacity.stop_any(tenacity.stop_after_attempt(ATTEMPTS),
+                                   tenacity.stop_when_event_set(self._stop)),
+            sleep=self._sleep,
+            reraise=True,
+        )
+
     def _sleep(self, seconds: float) -> None:
         """A retry's backoff; shutdown cuts it short."""
         self._stop.wait(seconds)
@@ -117,16 +130,32 @@ class Transport:
             return doc if isinstance(doc, dict) else {}
         if not retry:
             return attempt()
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(
-                lambda e: isinstance(e, errors.KubeError) and e.retryable),
-            wait=tenacity.wait_exponential(multiplier=0.2, max=5.0) + tenacity.wait_random(0, 0.2),
-            stop=tenacity.stop_any(tenacity.stop_after_attempt(ATTEMPTS),
-                                   tenacity.stop_when_event_set(self._stop)),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        result: dict[str, Any] = retrying(attempt)
+        result: dict[str, Any] = self._retrying()(attempt)
+        return result
+
+    def call_list(self, path: str, what: str, *, query: Mapping[str, Any],
+                  decode: Callable[[dict[str, Any]], Any]) -> tuple[dict[str, Any], list[Any]]:
+        """One list page: (the document without its items, the decoded items). The response is
+        read in chunks and each item decoded as soon as it is complete, so a page of large
+        objects is never held whole (at most one object and one chunk at a time)."""
+        def attempt() -> tuple[dict[str, Any], list[Any]]:
+            items: list[Any] = []
+            try:
+                resp = self._send("GET", path, query=query)
+                try:
+                    splitter = jsonlist.Splitter()
+                    for chunk in resp.stream(LIST_CHUNK_BYTES, decode_content=True):
+                        for raw in splitter.feed(chunk):
+                            obj = json.loads(raw)
+                            if isinstance(obj, dict):
+                                items.append(decode(obj))
+                    doc = splitter.skeleton()
+                finally:
+                    resp.release_conn()
+            except Exception as exc:
+                raise translate.translate(exc, what) from exc
+            return doc, items
+        result: tuple[dict[str, Any], list[Any]] = self._retrying()(attempt)
         return result
 
     def stream(self, path: str, what: str, *, query: Mapping[str, Any],

@@ -18,6 +18,24 @@
 {{- end -}}
 {{- end -}}
 
+{{/* This installation's name (the config's `instance`): what the config says, else
+"<release namespace>.<release name>" — a DNS subdomain, so a valid name and annotation value, and
+unique in the cluster (one release per namespace). The daemon owns only what it wrote under this
+name; the cleanup hook uninstalls this name only. */}}
+{{- define "pullsecret-syncer.instance" -}}
+{{- $cfg := dict -}}
+{{- if kindIs "string" .Values.config -}}
+{{- $cfg = fromYaml .Values.config -}}
+{{- else if kindIs "map" .Values.config -}}
+{{- $cfg = .Values.config -}}
+{{- end -}}
+{{- if and (kindIs "map" $cfg) (hasKey $cfg "instance") -}}
+{{- get $cfg "instance" -}}
+{{- else -}}
+{{- printf "%s.%s" .Release.Namespace .Release.Name -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "pullsecret-syncer.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "pullsecret-syncer.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -38,13 +56,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 {{- end -}}
 
-{{/* --leader-elect: explicit when leaderElection.enabled is set, else on when replicas > 1. */}}
+{{/* --leader-elect: always. Without it a rolling update (the new pod starts before the old one
+stops) runs two writers; leaderElection.enabled=false is refused rather than honoured. */}}
 {{- define "pullsecret-syncer.leaderElect" -}}
-{{- if kindIs "bool" .Values.leaderElection.enabled -}}
-{{- .Values.leaderElection.enabled -}}
-{{- else -}}
-{{- gt (int .Values.replicas) 1 -}}
+{{- if and (kindIs "bool" .Values.leaderElection.enabled) (not .Values.leaderElection.enabled) -}}
+{{- fail "leaderElection.enabled=false is not supported: without leader election a rollout runs the old and the new pod side by side, two writers (see docs/operations.md, Leader election and rollouts)" -}}
 {{- end -}}
+true
 {{- end -}}
 
 {{/* The pod security context of deploy/kubernetes/base/deployment.yaml, exactly. */}}
