@@ -280,6 +280,11 @@ build_node_image() {
     if [[ $sandbox != "$(tag_of pause)" ]]; then  # kind's containerd config names its own pause tag
         docker exec pss-kind-node-build ctr -n k8s.io images tag --force "$(tag_of pause)" "$sandbox" >/dev/null
     fi
+    # `ctr import` of a multi-image archive also names the archive's index (import-<date>@sha256:…)
+    local name
+    for name in $(docker exec pss-kind-node-build ctr -n k8s.io images ls -q | grep '^import-'); do
+        docker exec pss-kind-node-build ctr -n k8s.io images rm "$name" >/dev/null
+    done
     docker exec pss-kind-node-build ctr -n k8s.io images ls -q | grep -v '^sha256:' >&2
     docker exec pss-kind-node-build pkill containerd || true
     sleep 2
