@@ -292,6 +292,11 @@ build_node_image() {
     docker rm -f pss-kind-node-build >/dev/null
     docker rmi pss-kind-base:stop pss-kind-base:build >/dev/null
     step "built $image"
+    # images of an older recipe for this version are dead weight (≈ 1 GB each): drop them
+    local old
+    for old in $(docker images --format '{{.Repository}}:{{.Tag}}' pullsecret-syncer/kind-node | grep ":v$version-"); do
+        [[ $old == "$image" ]] || docker rmi "$old" >/dev/null 2>&1 || true
+    done
     echo "$image"
 }
 
