@@ -750,7 +750,7 @@ def shell_scripts() -> list[Path]:
             for part in p.relative_to(REPO).parts[:-1]
         )
     )
-    scripts.append(DEPLOY / "kind" / "shim" / "docker")  # kind's docker shim (no .sh: it is `docker`)
+    scripts.append(DEPLOY / "kind" / "shim" / "docker")  # kind's docker shim: no .sh suffix
     ci = REPO / ".ci"
     if ci.is_dir():
         for p in sorted(ci.iterdir()):
