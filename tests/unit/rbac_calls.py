@@ -1,6 +1,6 @@
 """The RBAC verbs the code really calls, derived from the source of the one Kubernetes client
-(`syncer/kube/client/cluster.py`): every `self._http.call(METHOD, PATH, …)` and
-`self._http.stream(PATH, …)` is read with `ast` and turned into (API group, resource, verb) the
+(`syncer/kube/client/cluster.py`): every `self._http.call(METHOD, PATH, …)`,
+`self._http.call_list(PATH, …)` (a paged list) and `self._http.stream(PATH, …)` is read with `ast` and turned into (API group, resource, verb) the
 way the apiserver authorizes it. A new call there changes what the manifests must grant; a
 grant that no call needs shows up as a difference.
 """
@@ -83,9 +83,12 @@ def called() -> set[Grant]:
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Attribute)
-                and node.func.value.attr == "_http" and node.func.attr in ("call", "stream")):
+                and node.func.value.attr == "_http"
+                and node.func.attr in ("call", "call_list", "stream")):
             continue
-        if node.func.attr == "call":
+        if node.func.attr == "call_list":
+            method, path_node, stream = "GET", node.args[0], False
+        elif node.func.attr == "call":
             method_node, path_node = node.args[0], node.args[1]
             assert isinstance(method_node, ast.Constant), ast.dump(node)
             method, stream = str(method_node.value), False
