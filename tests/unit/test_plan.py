@@ -363,7 +363,7 @@ def test_adopt_of_an_immutable_foreign_secret_is_a_conflict_not_a_write_refused_
 
     # immutable but already holding exactly our data: adopting changes only metadata, allowed
     ours = desired.render_mapping(cfg.mappings[0], CREDS).data
-    same = dataclasses.replace(theirs, data=ours)
+    same = dataclasses.replace(theirs, digest=model.digest(ours))
     assert lines(run_plan(cfg, make_view([ns(NS)], [same], [sa()])))[0] == (
         "adopt secret team-a-dev/regcred (dockerhub)")
 
