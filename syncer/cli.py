@@ -1,4 +1,4 @@
-"""Command line: flags to settings, sub-commands, exit codes (SPEC §2). Wiring only.
+"""Command line: flags to settings, sub-commands, exit codes (docs/operations.md). Wiring only.
 
 Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or config error,
 130/143 interrupted by SIGINT/SIGTERM. A usage error is one line on stderr, never a traceback.
@@ -361,7 +361,7 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
         print(f"conflict: secret {c.namespace}/{c.name} exists and is not managed by "
               f"pullsecret-syncer (mapping {c.mapping!r}); left alone", file=sys.stderr)
     _report_recycling(recycled, dry_run=dry_run)
-    if dry_run:  # stdout stays the SPEC's action lines (or the JSON list)
+    if dry_run:  # stdout stays the `plan` action lines (or the JSON list)
         print(progress.plan_summary(report.planned, conflicts=len(report.conflicts),
                                     blocked=len(report.blocked), qps=args.kube_qps,
                                     burst=args.kube_burst), file=sys.stderr)
@@ -379,7 +379,7 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
 
 
 def _report_recycling(out: evict.Outcome, *, dry_run: bool) -> None:
-    """`recyclePods` after a pass (SPEC §5): its errors, and for `sync` what it did."""
+    """`recyclePods` after a pass (docs/operations.md): its errors, and for `sync` what it did."""
     if out.forbidden is not None:
         print(f"error: recyclePods: not allowed to read or evict pods ({out.forbidden}); add the "
               "recycle-pods RBAC component", file=sys.stderr)

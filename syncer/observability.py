@@ -1,4 +1,5 @@
-"""Metrics (SPEC §8), structured logging, and the /metrics /healthz /readyz HTTP endpoints.
+"""Metrics (docs/operations.md), structured logging, and the /metrics /healthz /readyz HTTP
+endpoints.
 
 Metric labels carry credential and mapping names only — never a namespace or a value.
 """
@@ -22,7 +23,7 @@ LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "r
 
 
 class Metrics:
-    """The SPEC §8 metric set, registered in `registry` (a fresh one per test)."""
+    """The metric set (docs/operations.md), registered in `registry` (a fresh one per test)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()

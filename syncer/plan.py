@@ -41,7 +41,7 @@ class UpdateSecret:
 @dataclass(frozen=True, slots=True)
 class ReplaceSecret:
     """Delete and create a managed Secret that cannot change in place: another `type`, or
-    `immutable: true` set by someone (SPEC §4). Reported with a Warning Event."""
+    `immutable: true` set by someone (docs/configuration.md). Reported with a Warning Event."""
 
     content: model.SecretContent
     resource_version: str
@@ -98,7 +98,7 @@ Action = SecretAction | PatchServiceAccount
 
 @dataclass(frozen=True, slots=True)
 class EvictPod:
-    """Evict a Pod stuck pulling without the mapping's Secret (SPEC §5 `recyclePods`), so its
+    """Evict a Pod stuck pulling without the mapping's Secret (docs/recycle-pods.md), so its
     controller recreates it with the Secret. Only the Pod of this `uid`."""
 
     namespace: str

@@ -44,7 +44,7 @@ class Selector:
 
 EVERYTHING = Selector()
 MANAGED = Selector(labels=f"{model.MANAGED_BY_LABEL}={model.MANAGED_BY_VALUE}")
-PENDING = Selector(fields="status.phase=Pending")  # Pods not yet running (SPEC §5 recyclePods)
+PENDING = Selector(fields="status.phase=Pending")  # Pods not yet running (docs/recycle-pods.md)
 
 
 def named(name: str) -> Selector:

@@ -187,8 +187,8 @@ def values_schema_with_current_config() -> str:
         **_portable({k: v for k, v in config.items() if k != "description"}),
     }
     described = {
-        "description": "The daemon's configuration file (SPEC §3): YAML values, or the file's "
-                       "text (`--set-file config=FILE`, kept verbatim).",
+        "description": "The daemon's configuration file (docs/configuration.md): YAML values, "
+                       "or the file's text (`--set-file config=FILE`, kept verbatim).",
         "anyOf": [
             {"type": "string", "minLength": 1,
              "description": "The file's text, kept as it is (comments included); the daemon "

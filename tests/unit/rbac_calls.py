@@ -1,8 +1,9 @@
 """The RBAC verbs the code really calls, derived from the source of the one Kubernetes client
 (`syncer/kube/client/cluster.py`): every `self._http.call(METHOD, PATH, …)`,
-`self._http.call_list(PATH, …)` (a paged list) and `self._http.stream(PATH, …)` is read with `ast` and turned into (API group, resource, verb) the
-way the apiserver authorizes it. A new call there changes what the manifests must grant; a
-grant that no call needs shows up as a difference.
+`self._http.call_list(PATH, …)` (a paged list) and `self._http.stream(PATH, …)` is read
+with `ast` and turned into (API group, resource, verb) the way the apiserver authorizes it. A
+new call there changes what the manifests must grant; a grant that no call needs shows up as a
+difference.
 """
 
 from __future__ import annotations
