@@ -16,6 +16,7 @@ CREDENTIALS_ANNOTATION = "pullsecret-syncer.io/credentials"
 SA_ANNOTATION = "pullsecret-syncer.io/image-pull-secrets"
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a type name
 DOCKERCONFIG_KEY = ".dockerconfigjson"
+FIELD_MANAGER = "pullsecret-syncer"  # our name in metadata.managedFields
 RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
@@ -53,6 +54,9 @@ class ServiceAccount:
     resource_version: str
     uid: str = ""
     has_annotations: bool = True  # whether metadata.annotations exists (JSON-patch paths need it)
+    # The field manager that last changed `imagePullSecrets` (from metadata.managedFields): who
+    # took our entry out when a revision lacks it. "" when unknown.
+    pull_secrets_writer: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,7 +79,23 @@ def service_account(obj: Mapping[str, Any]) -> model.ServiceAccount:
         resource_version=str(meta.get("resourceVersion", "")),
         uid=str(meta.get("uid", "")),
         has_annotations=bool(meta.get("annotations")),
+        pull_secrets_writer=pull_secrets_writer(meta.get("managedFields")),
     )
+
+
+def pull_secrets_writer(managed_fields: Any) -> str:
+    """The field manager that last changed `imagePullSecrets`: the one that owns the list now
+    (an update that changes an atomic list takes it over), or, when nobody does (the list was
+    dropped whole, which leaves no trace of the writer), the other manager that wrote last.
+    Interned: a thousand ServiceAccounts share a handful of names."""
+    entries = _dicts(managed_fields)
+    for entry in entries:
+        fields = entry.get("fieldsV1")
+        if isinstance(fields, dict) and "f:imagePullSecrets" in fields:
+            return sys.intern(str(entry.get("manager", "")))
+    others = [(str(e.get("time", "")), i, str(e.get("manager", "")))
+              for i, e in enumerate(entries) if e.get("manager") != model.FIELD_MANAGER]
+    return sys.intern(max(others)[2]) if others else ""
 
 
 def _dicts(value: Any) -> list[Mapping[str, Any]]:

@@ -228,7 +228,8 @@ class FakeCluster(fakepods.Pods):
                                       "value /metadata/resourceVersion failed", status=422)
             record = old
             if change.image_pull_secrets is not None:
-                record = dataclasses.replace(record, image_pull_secrets=change.image_pull_secrets)
+                record = dataclasses.replace(record, image_pull_secrets=change.image_pull_secrets,
+                                             pull_secrets_writer=model.FIELD_MANAGER)
             if change.ours is not None:
                 record = dataclasses.replace(record, ours=change.ours, has_annotations=bool(
                     change.ours) or (old.has_annotations and not old.ours))
@@ -322,13 +323,15 @@ class FakeCluster(fakepods.Pods):
 
     def put_service_account(self, namespace: str, name: str, *,
                             image_pull_secrets: tuple[str, ...] = (),
-                            ours: tuple[str, ...] = ()) -> model.ServiceAccount:
-        """Create or overwrite a ServiceAccount as another writer would."""
+                            ours: tuple[str, ...] = (),
+                            manager: str = "kubectl") -> model.ServiceAccount:
+        """Create or overwrite a ServiceAccount as another writer (field manager) would."""
         with self._cond:
             old = self._objects["serviceaccounts"].get((namespace, name))
             record = model.ServiceAccount(
                 namespace=namespace, name=name, image_pull_secrets=image_pull_secrets,
                 ours=ours, resource_version="", has_annotations=bool(ours),
+                pull_secrets_writer=manager,
                 uid=old.uid if old is not None else f"uid-{next(self._uids)}")
             return cast(model.ServiceAccount, self._store(
                 "serviceaccounts", record, "ADDED" if old is None else "MODIFIED"))
