@@ -94,8 +94,10 @@ def message(manager: str, entries: tuple[str, ...], backoff: float) -> str:
 class _State:
     removals: dict[str, deque[float]] = field(default_factory=dict)  # manager -> times
     entries: tuple[str, ...] = ()  # what was taken out last
-    backoff: float = 0.0  # the current back-off level (0: next restore is immediate)
+    contested_by: str | None = None  # set at the threshold; kept through the back-off
+    backoff: float = 0.0  # the current back-off level
     restored_at: float | None = None  # our last restore while contested (None: next is now)
+    removed_since: bool = False  # the entry was taken out again after that restore
     own_unpatch: dict[str, float] = field(default_factory=dict)  # entry -> when we took it out
 
 
@@ -135,15 +137,13 @@ class Tracker:
             if all(now - st.own_unpatch.get(n, -1e18) < OWN_UNPATCH_GRACE
                    for n in found.entries):
                 return False  # our own unpatch, echoed by the watch
-            was = self._by(st, now)
-            if was is not None and st.restored_at is not None and (
-                    now - st.restored_at >= st.backoff):
-                # the entry stayed for a whole back-off period: start over (repair now)
-                st.backoff, st.restored_at = self._base, None
+            self._settle(st, now)
             st.removals.setdefault(found.manager, deque()).append(now)
             st.entries = found.entries
-            if was is None and self._by(st, now) is not None:
-                st.backoff, st.restored_at = self._base, None  # this repair is still immediate
+            st.removed_since = True
+            if st.contested_by is None and (by := self._by(st, now)) is not None:
+                # from now on restores back off; this repair is still immediate
+                st.contested_by, st.backoff, st.restored_at = by, self._base, None
                 return True
             return False
 
@@ -163,7 +163,10 @@ class Tracker:
         """Seconds to wait before restoring our entry on this ServiceAccount (0: now)."""
         with self._lock:
             st = self._states.get((namespace, name))
-            if st is None or self._by(st, now) is None or st.restored_at is None:
+            if st is None:
+                return 0.0
+            self._settle(st, now)
+            if st.contested_by is None or st.restored_at is None:
                 return 0.0
             return max(0.0, st.restored_at + st.backoff - now)
 
@@ -171,19 +174,22 @@ class Tracker:
         """We wrote our entry back: while contested, the next restore waits twice as long."""
         with self._lock:
             st = self._states.get((namespace, name))
-            if st is None or self._by(st, now) is None:
+            if st is None or st.contested_by is None:
                 return
             if st.restored_at is not None:
                 st.backoff = min(self._cap, st.backoff * 2)
             st.restored_at = now
+            st.removed_since = False
 
     # ---- what the user is told ------------------------------------------------------------
     def contested(self, now: float) -> list[Contested]:
-        """Every contested ServiceAccount, sorted."""
+        """Every contested ServiceAccount (in back-off, or three removals by one manager
+        within the window), sorted."""
         with self._lock:
             out = []
             for (ns, name), st in sorted(self._states.items()):
-                manager = self._by(st, now)
+                self._settle(st, now)
+                manager = self._by(st, now) or st.contested_by
                 if manager is not None:
                     out.append(Contested(ns, name, manager, st.entries,
                                          st.backoff or self._base))
@@ -194,6 +200,13 @@ class Tracker:
             return len(self._states)
 
     # ---- inside the lock ------------------------------------------------------------------
+    def _settle(self, st: _State, now: float) -> None:
+        """Once our restored entry has stayed for one back-off period, the fight is over: the
+        back-off starts afresh (and the SA is calm unless the window still says otherwise)."""
+        if (st.contested_by is not None and st.restored_at is not None
+                and not st.removed_since and now - st.restored_at >= st.backoff):
+            st.contested_by, st.backoff, st.restored_at = None, 0.0, None
+
     def _trim(self, st: _State, now: float) -> None:
         for manager in list(st.removals):
             times = st.removals[manager]
@@ -215,7 +228,7 @@ class Tracker:
             return
         for key, st in list(self._states.items()):
             self._trim(st, now)
-            if not st.removals and all(now - t >= OWN_UNPATCH_GRACE
+            if not st.removals and st.contested_by is None and all(now - t >= OWN_UNPATCH_GRACE
                                        for t in st.own_unpatch.values()):
                 del self._states[key]
         while len(self._states) >= self._memory:  # all fighting: drop the oldest

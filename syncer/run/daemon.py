@@ -59,7 +59,8 @@ class Daemon:
                  clock: Callable[[], float] = time.monotonic,
                  watch_timeout: int = informer.WATCH_TIMEOUT_SECONDS,
                  poll_interval: float = CONFIG_POLL_SECONDS,
-                 progress_interval: float = progress.INTERVAL) -> None:
+                 progress_interval: float = progress.INTERVAL,
+                 fights: fight.Tracker | None = None) -> None:
         self.settings = run
         self.cfg = cfg
         self.cluster = cluster
@@ -72,7 +73,7 @@ class Daemon:
         self.queue = queue.WorkQueue(clock=clock)
         self.ready = threading.Event()
         self.reload_requested = threading.Event()
-        self.fights = fight.Tracker()  # who keeps taking our entry out (in memory only)
+        self.fights = fights or fight.Tracker()  # who keeps taking our entry out (in memory)
         self.caches = informer.Caches(cluster, on_change=self._changed, stop=self.stop,
                                       watch_timeout=watch_timeout,
                                       on_service_account=self._service_account_revision)
