@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -21,6 +22,8 @@ from syncer import (
     config,
     credentials,
     display,
+    fight,
+    model,
     observability,
     plan,
     progress,
@@ -324,15 +327,21 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
             metrics=metrics, found=eng.findings, dry_run=dry_run)
         for eviction in recycled.evicted:
             out.applied(eviction)  # its line, like every write of the pass
+        fights = _contested(cluster, view, report.planned) if dry_run else []
     finally:
         cluster.close()
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:
         if args.output == "json":
-            print(plan.to_json((*report.planned, *recycled.planned)))
+            print(json.dumps([*map(plan.as_json, (*report.planned, *recycled.planned)), *(
+                {"action": "contested", "kind": "serviceaccount", "namespace": ns, "name": name,
+                 "credentials": [], "manager": manager} for ns, name, manager in fights)],
+                indent=2))
         else:
             for action in (*report.planned, *recycled.planned):
                 print(plan.describe(action))
+            for ns, name, manager in fights:
+                print(fight.describe(ns, name, manager))
         sys.stdout.flush()  # the lines come before the stderr lines that follow, in a pipe too
     for reading in failed_creds:
         print(f"error: {reading.error}", file=sys.stderr)
@@ -357,6 +366,16 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
              "actions": dict(progress.counts(report.applied)),
              **({"pods": recycled.counts()} if recycle.enabled(cfg) else {})})
     return EXIT_OK if report.ok and recycled.ok and not failed_creds else EXIT_FAILED
+
+
+def _contested(cluster: api.ClusterAPI, view: model.ClusterView,
+               planned: list[plan.Action]) -> list[tuple[str, str, str]]:
+    try:
+        return observe.contested(cluster, view, planned)
+    except errors.KubeError as exc:
+        print(f"note: contested serviceaccounts not shown: cannot read events ({exc})",
+              file=sys.stderr)
+        return []
 
 
 def _report_recycling(out: evict.Outcome, *, dry_run: bool) -> None:

@@ -16,8 +16,11 @@ the watch thread reports removals while the worker asks whether it may restore.
 
 from __future__ import annotations
 
+import datetime
+import re
 import threading
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from syncer import model
@@ -29,6 +32,8 @@ MAX_BACKOFF = 3600.0
 OWN_UNPATCH_GRACE = 60.0  # a removal this soon after our own unpatch of that entry is ours
 MEMORY = 10_000  # ServiceAccounts remembered; calm ones are forgotten first
 EVENT_REASON = "ImagePullSecretsContested"
+REPORTED_WITHIN = datetime.timedelta(hours=1)  # the Event repeats hourly while a fight lasts
+_MANAGER_IN_MESSAGE = re.compile(r"field manager (['\"])(.*?)\1 keeps removing")
 UNKNOWN_MANAGER = "(unknown)"
 
 Key = tuple[str, str]  # (namespace, ServiceAccount name)
@@ -88,6 +93,36 @@ def message(manager: str, entries: tuple[str, ...], backoff: float) -> str:
             f"imagePullSecrets; pullsecret-syncer restores it with back-off (now "
             f"{int(backoff)}s) instead of fighting. Fix: {advice(manager)}. "
             "See docs/gitops.md.")
+
+
+def reported(events: Iterable[model.Event], *, now: datetime.datetime,
+             accounts: Mapping[str, Mapping[str, model.ServiceAccount]],
+             namespaces: set[str]) -> list[tuple[str, str, str]]:
+    """What `plan` can know of the daemon's in-memory fight state: the ServiceAccounts (still
+    there, in `namespaces`) that it reported as contested within the last hour, and by whom —
+    sorted (namespace, name, manager), the latest report of each."""
+    latest: dict[tuple[str, str], tuple[datetime.datetime, str]] = {}
+    for ev in events:
+        if (ev.reason != EVENT_REASON or ev.object_kind != "ServiceAccount"
+                or ev.component != model.FIELD_MANAGER or ev.namespace not in namespaces
+                or ev.object_name not in accounts.get(ev.namespace, {})):
+            continue
+        try:
+            seen = datetime.datetime.fromisoformat(ev.last_seen)
+        except ValueError:
+            continue
+        if seen.tzinfo is None or now - seen > REPORTED_WITHIN:
+            continue
+        found = _MANAGER_IN_MESSAGE.search(ev.message)
+        key = (ev.namespace, ev.object_name)
+        if key not in latest or latest[key][0] < seen:
+            latest[key] = (seen, found.group(2) if found else UNKNOWN_MANAGER)
+    return sorted((ns, name, manager) for (ns, name), (_, manager) in latest.items())
+
+
+def describe(namespace: str, name: str, manager: str) -> str:
+    """The `plan` line of a contested ServiceAccount."""
+    return f"contested serviceaccount {namespace}/{name} (by {manager})"
 
 
 @dataclass(slots=True)

@@ -90,6 +90,20 @@ class Pod:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """A core/v1 Event, as `plan` reads back what the daemon reported (times as RFC 3339)."""
+
+    namespace: str
+    name: str
+    reason: str
+    message: str
+    object_kind: str
+    object_name: str
+    component: str  # source.component (reportingComponent when that is empty)
+    last_seen: str  # lastTimestamp, else eventTime, else firstTimestamp
+
+
+@dataclass(frozen=True, slots=True)
 class SecretContent:
     """What we write into one managed Secret: the rendered data and our bookkeeping."""
 

@@ -135,6 +135,23 @@ def pod(obj: Mapping[str, Any]) -> model.Pod:
     )
 
 
+def event(obj: Mapping[str, Any]) -> model.Event:
+    meta = _meta(obj)
+    involved = obj.get("involvedObject") or {}
+    source = obj.get("source") or {}
+    return model.Event(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        reason=str(obj.get("reason", "")),
+        message=str(obj.get("message", "")),
+        object_kind=str(involved.get("kind", "")),
+        object_name=str(involved.get("name", "")),
+        component=str(source.get("component") or obj.get("reportingComponent") or ""),
+        last_seen=str(obj.get("lastTimestamp") or obj.get("eventTime")
+                      or obj.get("firstTimestamp") or ""),
+    )
+
+
 def lease(obj: Mapping[str, Any]) -> model.Lease:
     meta = _meta(obj)
     spec = obj.get("spec") or {}

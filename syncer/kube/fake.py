@@ -25,6 +25,7 @@ ends at once, so a test can step a watch without threads. Production code never 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 import threading
 import time
@@ -61,7 +62,8 @@ class FakeCluster(fakepods.Pods):
         self._last_rv = 0
         self._uids = itertools.count(1)
         self._objects: dict[str, dict[Key, Any]] = {
-            "namespaces": {}, "serviceaccounts": {}, "secrets": {}, "leases": {}, "pods": {}}
+            "namespaces": {}, "serviceaccounts": {}, "secrets": {}, "leases": {}, "pods": {},
+            "events": {}}
         self._budgets: set[Key] = set()  # Pods a PodDisruptionBudget (maxUnavailable: 0) covers
         self._log: list[tuple[int, str, api.EventType, Any, Any]] = []  # ..., record, previous
         self._compacted = 0
@@ -265,6 +267,12 @@ class FakeCluster(fakepods.Pods):
             except errors.KubeError:
                 return  # best effort, like the real client
             self.events.append((ref, reason, message))
+            now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = model.Event(
+                namespace=ref.namespace or "default", name=f"{ref.name}.{len(self.events)}",
+                reason=reason, message=message, object_kind=ref.kind, object_name=ref.name,
+                component="pullsecret-syncer", last_seen=now)
+            self._objects["events"][_key(record)] = record
 
     def close(self) -> None:
         return

@@ -266,3 +266,35 @@ def test_after_the_other_writer_stops_the_fight_is_over_one_back_off_period_late
     assert f.contested() == []
     assert f.revert() is False  # a one-off edit much later: repaired at once
     assert f.hold() == 0
+
+
+# --------------------------------------------------------------------------- what `plan` can know
+
+
+def event(name: str, last_seen: str, *, manager: str = "argocd-controller", ns: str = NS,
+          reason: str = fight.EVENT_REASON, component: str = "pullsecret-syncer",
+          kind: str = "ServiceAccount") -> model.Event:
+    return model.Event(ns, f"{name}.x", reason, fight.message(manager, ("regcred",), 30),
+                       kind, name, component, last_seen)
+
+
+def test_plan_reads_the_contested_service_accounts_from_the_daemons_recent_events() -> None:
+    import datetime
+
+    now = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
+    accounts = {NS: {"default": sa(()), "builder": sa(()), "gone-later": sa(())},
+                "elsewhere": {"default": sa(())}}
+    events = [
+        event("default", "2026-12-06T11:10:00Z", manager="helm"),
+        event("default", "2026-12-06T11:50:00Z"),  # the latest report wins
+        event("builder", "2026-12-06T10:59:00Z"),  # over an hour ago: the fight may be over
+        event("missing", "2026-12-06T11:59:00Z"),  # that ServiceAccount is gone
+        event("default", "2026-12-06T11:59:00Z", ns="elsewhere"),  # not a namespace of ours
+        event("gone-later", "2026-12-06T11:59:00Z", component="someone-else"),
+        event("gone-later", "2026-12-06T11:59:00Z", reason="WriteFailed"),
+        event("gone-later", "not a time"),
+    ]
+    assert fight.reported(events, now=now, accounts=accounts, namespaces={NS}) == [
+        (NS, "default", "argocd-controller")]
+    assert fight.describe(NS, "default", "argocd-controller") == (
+        "contested serviceaccount team-a/default (by argocd-controller)")
