@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -333,15 +332,10 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:
         if args.output == "json":
-            print(json.dumps([*map(plan.as_json, (*report.planned, *recycled.planned)), *(
-                {"action": "contested", "kind": "serviceaccount", "namespace": ns, "name": name,
-                 "credentials": [], "manager": manager} for ns, name, manager in fights)],
-                indent=2))
+            print(plan.to_json((*report.planned, *recycled.planned)))
         else:
             for action in (*report.planned, *recycled.planned):
                 print(plan.describe(action))
-            for ns, name, manager in fights:
-                print(fight.describe(ns, name, manager))
         sys.stdout.flush()  # the lines come before the stderr lines that follow, in a pipe too
     for reading in failed_creds:
         print(f"error: {reading.error}", file=sys.stderr)
@@ -351,6 +345,8 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
         print(f"conflict: secret {c.namespace}/{c.name} exists and is not managed by "
               f"pullsecret-syncer (mapping {c.mapping!r}); left alone", file=sys.stderr)
     _report_recycling(recycled, dry_run=dry_run)
+    for ns, name, manager in fights if dry_run else []:  # a finding, like a conflict: not a
+        print(fight.describe(ns, name, manager), file=sys.stderr)  # write, so not on stdout
     if dry_run:  # stdout stays the SPEC's action lines (or the JSON list)
         print(progress.plan_summary(report.planned, conflicts=len(report.conflicts),
                                     blocked=len(report.blocked), qps=args.kube_qps,
