@@ -175,6 +175,26 @@ def test_service_account_change_at_a_stale_version_is_a_conflict_and_loses_nothi
         "theirs-a", "theirs-b")
 
 
+def test_a_revision_names_the_field_manager_that_changed_image_pull_secrets(
+        world: Any) -> None:
+    ns = world.namespace()
+    world.service_account(ns, "builder", pulls=("theirs-a",))
+    sa = world.cluster.get_service_account(ns, "builder")
+    ours = world.cluster.patch_service_account(model.ServiceAccountChange(
+        namespace=ns, name="builder", resource_version=sa.resource_version,
+        image_pull_secrets=("theirs-a", "regcred"), ours=("regcred",),
+        has_annotations=sa.has_annotations))
+    assert ours.pull_secrets_writer == model.FIELD_MANAGER  # our writes say who we are
+    world.foreign_edit_service_account(ns, "builder", ("theirs-a",), manager="argocd-controller")
+    assert world.cluster.get_service_account(ns, "builder").pull_secrets_writer == (
+        "argocd-controller")
+    # dropping the whole list leaves no owner: the last other writer is named
+    world.foreign_edit_service_account(ns, "builder", (), manager="helm")
+    reverted = world.cluster.get_service_account(ns, "builder")
+    assert reverted.image_pull_secrets == () and reverted.ours == ("regcred",)
+    assert reverted.pull_secrets_writer in ("helm", "argocd-controller")
+
+
 def test_removing_our_annotation_leaves_the_account_without_it(world: Any) -> None:
     ns = world.namespace()
     world.service_account(ns, "builder")
@@ -261,6 +281,21 @@ def test_a_warning_event_is_recorded_about_the_object(world: Any) -> None:
     world.cluster.record_event(model.ObjectRef("Secret", ns, "regcred", secret.uid),
                                reason="SecretConflict", message="a test event")
     assert "SecretConflict" in world.events("regcred")
+
+
+def test_warning_events_are_listed_back_by_reason(world: Any) -> None:
+    ns = world.namespace()
+    world.service_account(ns, "builder")
+    uid = world.cluster.get_service_account(ns, "builder").uid
+    world.cluster.record_event(model.ObjectRef("ServiceAccount", ns, "builder", uid),
+                               reason="ImagePullSecretsContested", message="a test event")
+    found = [e for e in world.cluster.list(
+        api.EVENTS, selector=api.reason("ImagePullSecretsContested")).items if e.namespace == ns]
+    assert [(e.object_kind, e.object_name, e.message, e.component) for e in found] == [
+        ("ServiceAccount", "builder", "a test event", "pullsecret-syncer")]
+    assert found[0].last_seen.endswith("Z")
+    assert not [e for e in world.cluster.list(api.EVENTS, selector=api.reason("Other")).items
+                if e.namespace == ns]
 
 
 def test_an_event_that_cannot_be_recorded_is_not_an_error(world: Any) -> None:
