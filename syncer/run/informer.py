@@ -77,12 +77,15 @@ class Informer(Generic[api.R]):
         with self._lock:
             self._put_locked(record)
 
-    def _put_locked(self, record: api.R) -> None:
+    def _put_locked(self, record: api.R) -> bool:
+        """Store `record` unless the cache holds a newer one; whether it was stored."""
         key = key_of(record)
         old = self._items.get(key)
         old_rv = getattr(old, "resource_version", "") if old is not None else ""
         if old is None or newer(getattr(record, "resource_version", ""), old_rv):
             self._items[key] = record
+            return True
+        return False
 
     def discard(self, key: Key) -> None:
         with self._lock:
@@ -153,8 +156,7 @@ class Informer(Generic[api.R]):
                     self._items.pop(key_of(record), None)
                 else:
                     old = self._items.get(key_of(record))
-                    self._put_locked(record)  # never older than a write-through
-                    if self._on_revision is not None and self._items.get(key_of(record)) is record:
+                    if self._put_locked(record):  # never older than a write-through
                         before = (old,)
             if before is not None and self._on_revision is not None:
                 self._on_revision(before[0], record)
