@@ -89,7 +89,9 @@ def advice(manager: str) -> str:
 
 def message(manager: str, entries: tuple[str, ...], backoff: float) -> str:
     """The Warning Event's text (no value, only names)."""
-    return (f"field manager {manager!r} keeps removing {', '.join(entries)} from "
+    who = (f"field manager {manager!r}" if manager != UNKNOWN_MANAGER else
+           "another writer (its updates drop the whole list and leave no name in managedFields)")
+    return (f"{who} keeps removing {', '.join(entries)} from "
             f"imagePullSecrets; pullsecret-syncer restores it with back-off (now "
             f"{int(backoff)}s) instead of fighting. Fix: {advice(manager)}. "
             "See docs/gitops.md.")

@@ -57,6 +57,10 @@ class ServiceAccount:
     # The field manager that last changed `imagePullSecrets` (from metadata.managedFields): who
     # took our entry out when a revision lacks it. "" when unknown.
     pull_secrets_writer: str = ""
+    # Whether metadata.managedFields is kept for it: the apiserver never starts tracking fields
+    # on an update of an object that has none (a `default` ServiceAccount made by the
+    # controller-manager), so our first write starts it (see `ServiceAccountChange`).
+    tracked: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ class ServiceAccountChange:
     image_pull_secrets: tuple[str, ...] | None
     ours: tuple[str, ...] | None  # () removes the annotation
     has_annotations: bool  # whether metadata.annotations exists (JSON-patch paths need it)
+    track_fields: bool = False  # seed metadata.managedFields, so that writers can be told apart
 
 
 @dataclass(frozen=True, slots=True)

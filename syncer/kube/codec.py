@@ -80,6 +80,7 @@ def service_account(obj: Mapping[str, Any]) -> model.ServiceAccount:
         uid=str(meta.get("uid", "")),
         has_annotations=bool(meta.get("annotations")),
         pull_secrets_writer=pull_secrets_writer(meta.get("managedFields")),
+        tracked=bool(meta.get("managedFields")),
     )
 
 
@@ -222,6 +223,13 @@ def service_account_patch(change: model.ServiceAccountChange) -> list[JsonObject
         else:
             ops.append({"op": "add", "path": "/metadata/annotations",
                         "value": {model.SA_ANNOTATION: ",".join(change.ours)}})
+    if change.track_fields:
+        # The apiserver tracks fields on an update only if the object already has managedFields;
+        # one entry of ours (what this very patch writes) starts it, so that the next writer
+        # who takes our entry out is named (syncer.fight).
+        ops.append({"op": "add", "path": "/metadata/managedFields", "value": [{
+            "manager": model.FIELD_MANAGER, "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:imagePullSecrets": {}}}]})
     return ops
 
 

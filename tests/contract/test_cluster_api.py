@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from syncer import model
+from syncer import model, plan
 from syncer.kube import api, errors
 
 PW = "pw-SENTINEL-contract"
@@ -190,6 +190,23 @@ def test_a_revision_names_the_field_manager_that_changed_image_pull_secrets(
     assert reverted.pull_secrets_writer == "argocd-controller"
     assert reverted.image_pull_secrets == ("theirs-a",) and reverted.ours == ("regcred",)
     # (a write that drops the whole list leaves no owner behind: see codec's unit tests)
+
+
+def test_a_service_account_without_field_tracking_names_the_next_writer_after_our_write(
+        world: Any) -> None:
+    """A ServiceAccount created with no fields (as the controller-manager makes `default`) has no
+    managedFields, and the apiserver never starts them on an update: our first write does."""
+    ns = world.namespace()
+    world.service_account(ns, "plain")
+    sa = world.cluster.get_service_account(ns, "plain")
+    change = plan.service_account_change(sa, add=("regcred",), remove=())
+    assert change is not None
+    world.cluster.patch_service_account(change)
+    world.foreign_edit_service_account(ns, "plain", ("declared",), manager="argocd-controller")
+    reverted = world.cluster.get_service_account(ns, "plain")
+    assert reverted.image_pull_secrets == ("declared",)
+    assert reverted.pull_secrets_writer == "argocd-controller"
+    assert reverted.tracked
 
 
 def test_removing_our_annotation_leaves_the_account_without_it(world: Any) -> None:

@@ -3,9 +3,11 @@ contested, how long restores wait, when the back-off resets, and what is not a r
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from syncer import fight, model
+from syncer import fight, model, plan
 from syncer.kube import codec
 
 NS, SA = "team-a", "default"
@@ -298,3 +300,18 @@ def test_plan_reads_the_contested_service_accounts_from_the_daemons_recent_event
         (NS, "default", "argocd-controller")]
     assert fight.describe(NS, "default", "argocd-controller") == (
         "contested serviceaccount team-a/default (by argocd-controller)")
+
+
+def test_our_first_write_to_an_untracked_service_account_starts_field_tracking() -> None:
+    untracked = dataclasses.replace(sa(("theirs",), ours=()), tracked=False)
+    change = plan.service_account_change(untracked, add=("regcred",), remove=())
+    assert change is not None and change.track_fields
+    ops = codec.service_account_patch(change)
+    assert ops[0]["op"] == "test"  # the precondition stays first
+    assert ops[-1] == {"op": "add", "path": "/metadata/managedFields", "value": [{
+        "manager": model.FIELD_MANAGER, "operation": "Update", "apiVersion": "v1",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:imagePullSecrets": {}}}]}
+    tracked = plan.service_account_change(sa(("theirs",), ours=()), add=("regcred",), remove=())
+    assert tracked is not None and not tracked.track_fields  # nothing to seed
+    assert all(op["path"] != "/metadata/managedFields"
+               for op in codec.service_account_patch(tracked))
