@@ -25,9 +25,6 @@ _DECODERS: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
     "secrets": codec.secret, "pods": codec.pod, "events": codec.event,
 }
 _LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
-# Our writes carry our own field manager name, so that metadata.managedFields tells our changes
-# from another writer's (who takes our imagePullSecrets entry out, see syncer.fight).
-_AS_US = {"fieldManager": model.FIELD_MANAGER}
 
 
 def connect(kube: settings.KubeSettings, *, stop: threading.Event | None = None) -> Cluster:
@@ -99,7 +96,7 @@ class Cluster:
     def create_secret(self, content: model.SecretContent) -> model.Secret:
         ns, name = content.namespace, content.name
         return codec.secret(self._http.call(
-            "POST", f"/api/v1/namespaces/{ns}/secrets", f"POST secrets {ns}/{name}", query=_AS_US,
+            "POST", f"/api/v1/namespaces/{ns}/secrets", f"POST secrets {ns}/{name}",
             body=codec.new_secret(content), limited=True, quote_message=False))
 
     def update_secret(self, content: model.SecretContent, *, resource_version: str,
@@ -107,7 +104,7 @@ class Cluster:
         ns, name = content.namespace, content.name
         return codec.secret(self._http.call(
             "PATCH", f"/api/v1/namespaces/{ns}/secrets/{name}", f"PATCH secrets {ns}/{name}",
-            query=_AS_US, body=codec.secret_merge_patch(content, resource_version=resource_version,
+            body=codec.secret_merge_patch(content, resource_version=resource_version,
                                           drop_keys=drop_keys),
             content_type="application/merge-patch+json", limited=True, quote_message=False))
 
@@ -125,8 +122,7 @@ class Cluster:
         ns, name = change.namespace, change.name
         return codec.service_account(self._http.call(
             "PATCH", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}",
-            f"PATCH serviceaccounts {ns}/{name}", query=_AS_US,
-            body=codec.service_account_patch(change),
+            f"PATCH serviceaccounts {ns}/{name}", body=codec.service_account_patch(change),
             content_type="application/json-patch+json", limited=True))
 
     def evict_pod(self, namespace: str, name: str, *, uid: str = "") -> None:
