@@ -265,8 +265,8 @@ class Tracker:
             return
         for key, st in list(self._states.items()):
             self._trim(st, now)
-            if not st.removals and st.contested_by is None and all(now - t >= OWN_UNPATCH_GRACE
-                                       for t in st.own_unpatch.values()):
+            recent_unpatch = any(now - t < OWN_UNPATCH_GRACE for t in st.own_unpatch.values())
+            if not st.removals and st.contested_by is None and not recent_unpatch:
                 del self._states[key]
         while len(self._states) >= self._memory:  # all fighting: drop the oldest
             del self._states[next(iter(self._states))]
