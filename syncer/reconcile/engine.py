@@ -79,16 +79,16 @@ class Engine:
         """Contested ServiceAccounts: a Warning Event and a log line (hourly), and the gauge."""
         if self._fights is None:
             return
-        counts: Tally[str] = Tally()
-        for c in self._fights.contested(self._clock()):
-            sa = view.service_accounts.get(c.namespace, {}).get(c.name)
-            owner = next((s.annotations.get(model.MAPPING_ANNOTATION, "") for n in c.entries
-                          if (s := view.secrets.get((c.namespace, n))) is not None), "")
-            counts[owner] += 1
-            self.findings.contested(c, mapping=owner, uid=sa.uid if sa is not None else "")
-        for mapping in cfg.mappings:
+        found = [(c, next((s.annotations.get(model.MAPPING_ANNOTATION, "") for n in c.entries
+                           if (s := view.secrets.get((c.namespace, n))) is not None), ""))
+                 for c in self._fights.contested(self._clock())]
+        counts = Tally(owner for _, owner in found)
+        for mapping in cfg.mappings:  # the gauge first: it is never behind an Event
             self.metrics.contested_serviceaccounts.labels(mapping=mapping.name).set(
                 counts[mapping.name])
+        for c, owner in found:
+            sa = view.service_accounts.get(c.namespace, {}).get(c.name)
+            self.findings.contested(c, mapping=owner, uid=sa.uid if sa is not None else "")
 
     def _hold_back(self, action: plan.PatchServiceAccount, add: tuple[str, ...],
                    report: Report) -> tuple[str, ...]:

@@ -157,7 +157,9 @@ def test_a_gitops_writer_reverting_our_entry_gets_few_writes_an_event_and_a_gaug
                                 what=f"{REASON} Event in {ns}")
             assert [(e.type, e.involved_object.name) for e in events] == [("Warning", name)]
             assert f"'{manager}'" in events[0].message, events[0].message
-            assert daemon.metric("contested_serviceaccounts", mapping=mapping) == 1
+            wait_until(lambda mapping=mapping: daemon.metric(
+                "contested_serviceaccounts", mapping=mapping) == 1, timeout=CONVERGE,
+                what=f"gauge of {mapping}")
         assert "RespectIgnoreDifferences=true" in contested_events(core, ns_argo)[0].message
         assert "leave imagePullSecrets out" in contested_events(core, ns_helm)[0].message
         # `plan` (a one-shot, without the daemon's memory) knows it from the Events; a
