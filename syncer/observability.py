@@ -19,7 +19,7 @@ from syncer import httpserve
 
 PREFIX = "pullsecret_syncer_"
 LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "registry", "error",
-            "backend", "retry_in", "done", "total", "left_seconds")
+            "backend", "retry_in", "done", "total", "left_seconds", "manager")
 
 
 class Metrics:
@@ -63,6 +63,10 @@ class Metrics:
             ["credential", "result"], registry=r)
         self.pods_recycled = Counter(
             f"{PREFIX}pods_recycled_total", "Pods evicted to pick up the pull secret",
+            ["mapping"], registry=r)
+        self.contested_serviceaccounts = Gauge(
+            f"{PREFIX}contested_serviceaccounts",
+            "ServiceAccounts whose imagePullSecrets entry another writer keeps removing",
             ["mapping"], registry=r)
 
     def record_write(self, kind: str, action: str) -> None:

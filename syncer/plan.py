@@ -395,4 +395,5 @@ def service_account_change(
         namespace=sa.namespace, name=sa.name, resource_version=sa.resource_version,
         image_pull_secrets=tuple(new) if new != current else None,
         ours=tuple(ours) if ours != list(sa.ours) else None,
-        has_annotations=sa.has_annotations)
+        has_annotations=sa.has_annotations,
+        track_fields=not sa.tracked and bool(appended))
