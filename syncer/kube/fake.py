@@ -7,11 +7,10 @@ Conflict on a ServiceAccount change at a stale version (the real server's failed
 NamespaceTerminating for writes into a terminating namespace; 422 Invalid for a data change of an
 immutable Secret or a type change; `Gone` for a watch from a compacted version.
 
-What it adds: `fault`, a function field called with every request before it is served (raise a
-`syncer.kube.errors` error from it to inject a fault); `requests`, a counter of served requests by
-`"VERB kind"`; `events`, the Warning Events recorded; and test-side helpers (`add_namespace`,
-`put_secret`, `compact`, `end_watches`, …) that change the cluster without being counted — the
-way another writer or a controller would.
+What it adds: `fault`, called with every request before it is served (raise a
+`syncer.kube.errors` error from it to inject a fault); `requests`, served requests by `"VERB
+kind"`; `events`, the Warning Events recorded; test-side helpers (`add_namespace`, `put_secret`,
+`compact`, `end_watches`, …) that change the cluster uncounted, as another writer would.
 
 Pods, evictions and selectors: `syncer.kube.fakepods`. One convenience differs on purpose:
 `watch(..., timeout_seconds=0)` delivers what is pending and ends at once, so a test can step a
