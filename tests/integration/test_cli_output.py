@@ -249,7 +249,7 @@ def test_json_output_is_one_object_per_applied_write_in_plan_order_then_the_summ
     cfg = mapping_config("json")
     planned = cli("plan", "--config", str(cfg), "--output", "json")
     assert planned.code == 0, planned.output
-    plan_docs = json.loads(planned.stdout)  # still one JSON list (SPEC §2)
+    plan_docs = json.loads(planned.stdout)  # still one JSON list (docs/operations.md)
     assert len(plan_docs) == 10
     assert planned.stderr.splitlines()[-1].startswith("plan: 10 actions (5 create secret, "
                                                       "5 patch serviceaccount), 10 writes")

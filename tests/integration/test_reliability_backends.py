@@ -1,4 +1,4 @@
-"""Reliability under backend faults (SPEC §6), on the real stack through the fault proxy.
+"""Reliability under backend faults (docs/operations.md), on the real stack through the fault proxy.
 
 Each test injects a fault into Vault (OpenBao) or AWS (moto) while `run` keeps going, checks the
 outcome, and checks "nothing lost" byte for byte: every managed Secret keeps its data and its

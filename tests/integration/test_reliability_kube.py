@@ -1,4 +1,4 @@
-"""Reliability under Kubernetes API faults and concurrency (SPEC §4-§6), on the real stack.
+"""Reliability under Kubernetes API faults and concurrency (docs/operations.md), on the real stack.
 
 Faults are injected by the fault proxy in front of the kube-apiserver (error statuses, connection
 resets, cut watches, 410 Gone), by concurrent writers and by SIGKILL. Each test checks the outcome
