@@ -134,12 +134,12 @@ def values_file(tmp_path: Path, values: dict[str, Any]) -> list[str]:
 RENDERS = {
     "defaults": {},
     "one-replica": {"replicas": 1},
-    "all-options": None,  # tests/unit/test_helm_chart.py ALL_OPTIONS
+    "all-options": None,  # tests/deploy/test_helm_chart.py ALL_OPTIONS
 }
 
 
 def all_options() -> dict[str, Any]:
-    from tests.unit.test_helm_chart import ALL_OPTIONS
+    from tests.deploy.test_helm_chart import ALL_OPTIONS
 
     return ALL_OPTIONS
 

@@ -366,7 +366,7 @@ REFUSED = {
                                  "metadata": {"name": "pss-rbac-never"}}),
     "delete a ServiceAccount": ("DELETE", "/api/v1/namespaces/{ns}/serviceaccounts/default",
                                 None),
-    # granted once, never called (tests/unit/rbac_calls.py): taken away
+    # granted once, never called (tests/deploy/rbac_calls.py): taken away
     "read a namespace": ("GET", "/api/v1/namespaces/{ns}", None),
     "replace a Secret (update)": ("PUT", "/api/v1/namespaces/{ns}/secrets/pss-rbac-never",
                                   {"apiVersion": "v1", "kind": "Secret",

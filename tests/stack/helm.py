@@ -9,7 +9,7 @@ nor its plugins take part, and nothing is written to $HOME.
 `values.schema.json` embeds the config file's JSON Schema (config/schema.json) as the `config`
 value's schema, so a bad config is refused at `helm install`. `python3 tests/stack/helm.py
 values-schema` (run by `make schema`) rewrites that part after config/schema.json changed;
-tests/unit/test_helm_chart.py fails while it is stale.
+tests/deploy/test_helm_chart.py fails while it is stale.
 """
 
 from __future__ import annotations

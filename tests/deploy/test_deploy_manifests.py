@@ -22,7 +22,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from tests.unit import rbac_calls
+from tests.deploy import rbac_calls
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -393,7 +393,7 @@ def test_rbac_equals_the_kustomize_base(
 def test_rbac_grants_exactly_the_verbs_the_code_calls(
     helm: helm_stack.Helm, recycle_pods: bool,
 ) -> None:
-    from tests.unit import rbac_calls
+    from tests.deploy import rbac_calls
 
     values = {"recyclePods": {"rbac": True}} if recycle_pods else None
     docs = [d for d in render(helm, values) if d not in hooks(render(helm, values))]
