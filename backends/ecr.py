@@ -18,11 +18,7 @@ from urllib.parse import urlsplit
 import pydantic
 from pydantic_core import PydanticCustomError
 
-from backends import aws_common, base
-
-# configmodels imports `backends` and `backends.base` only, never a backend module, so this is no
-# import cycle; it keeps one duration syntax for the whole file.
-from syncer import configmodels
+from backends import aws_common, base, durations
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -49,7 +45,7 @@ AccountId = Annotated[
     pydantic.AfterValidator(_account_id),
     pydantic.WithJsonSchema({"type": "string", "pattern": "^[0-9]{12}$"}),
 ]
-RenewBefore = Annotated[configmodels.Duration, pydantic.AfterValidator(_at_least_one_second)]
+RenewBefore = Annotated[durations.Duration, pydantic.AfterValidator(_at_least_one_second)]
 
 
 class EcrSettings(aws_common.AwsSettings):

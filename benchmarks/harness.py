@@ -154,7 +154,7 @@ def bench_identity(cluster: kube_stack.KubeCluster, workdir: Path, *, name: str,
 
 
 def daemon_identity(cluster: kube_stack.KubeCluster, workdir: Path) -> tuple[str, Path]:
-    """The daemon's identity: the shipped RBAC of SPEC §7."""
+    """The daemon's identity: the shipped RBAC (docs/install.md)."""
     return bench_identity(cluster, workdir, name="syncer", rules=_RULES)
 
 

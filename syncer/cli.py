@@ -1,4 +1,4 @@
-"""Command line: flags to settings, sub-commands, exit codes (SPEC §2). Wiring only.
+"""Command line: flags to settings, sub-commands, exit codes (docs/operations.md). Wiring only.
 
 Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or config error,
 130/143 interrupted by SIGINT/SIGTERM. A usage error is one line on stderr, never a traceback.
@@ -21,6 +21,8 @@ from syncer import (
     config,
     credentials,
     display,
+    fight,
+    model,
     observability,
     plan,
     progress,
@@ -343,6 +345,7 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
             metrics=metrics, found=eng.findings, dry_run=dry_run)
         for eviction in recycled.evicted:
             out.applied(eviction)  # its line, like every write of the pass
+        fights = _contested(cluster, view, report.planned) if dry_run else []
     finally:
         cluster.close()
     failed_creds = [r for r in readings.values() if r.error is not None]
@@ -360,8 +363,10 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     for c in report.conflicts:
         print(f"conflict: secret {c.namespace}/{c.name} exists and is not managed by "
               f"pullsecret-syncer (mapping {c.mapping!r}); left alone", file=sys.stderr)
-    _report_recycling(recycled, dry_run=dry_run)
-    if dry_run:  # stdout stays the SPEC's action lines (or the JSON list)
+    display.report_recycling(recycled, dry_run=dry_run)
+    for ns, name, manager in fights if dry_run else []:  # a finding, like a conflict: not a
+        print(fight.describe(ns, name, manager), file=sys.stderr)  # write, so not on stdout
+    if dry_run:  # stdout stays the `plan` action lines (or the JSON list)
         print(progress.plan_summary(report.planned, conflicts=len(report.conflicts),
                                     blocked=len(report.blocked), qps=args.kube_qps,
                                     burst=args.kube_burst), file=sys.stderr)
@@ -378,14 +383,11 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     return EXIT_OK if report.ok and recycled.ok and not failed_creds else EXIT_FAILED
 
 
-def _report_recycling(out: evict.Outcome, *, dry_run: bool) -> None:
-    """`recyclePods` after a pass (SPEC §5): its errors, and for `sync` what it did."""
-    if out.forbidden is not None:
-        print(f"error: recyclePods: not allowed to read or evict pods ({out.forbidden}); add the "
-              "recycle-pods RBAC component", file=sys.stderr)
-    for failure in out.failures:
-        print(f"error: {failure}", file=sys.stderr)
-    if not dry_run and (out.evicted or out.refused or out.deferred or out.warned):
-        print(f"recycle: {len(out.evicted)} pods evicted, {len(out.refused)} refused by a "
-              f"disruption budget, {len(out.deferred)} left for later (rate limit), "
-              f"{len(out.warned)} not evictable (Warning Event)", file=sys.stderr)
+def _contested(cluster: api.ClusterAPI, view: model.ClusterView,
+               planned: list[plan.Action]) -> list[tuple[str, str, str]]:
+    try:
+        return observe.contested(cluster, view, planned)
+    except errors.KubeError as exc:
+        print(f"note: contested serviceaccounts not shown: cannot read events ({exc})",
+              file=sys.stderr)
+        return []

@@ -1,4 +1,4 @@
-"""Load the YAML config file (SPEC §3) into frozen values with every default applied.
+"""Load the YAML config file (docs/configuration.md) into frozen values with every default applied.
 
 The file's format lives in :mod:`syncer.configmodels` (pydantic models with camelCase aliases);
 backend and credential blocks are validated by the models of the backend plugin they name. Every

@@ -2,7 +2,8 @@
 
 Split from :mod:`syncer.config` to keep both small (YAML reading is :mod:`syncer.configyaml`).
 Every message names a key path and what was expected; none contains the offending value
-(SPEC §7), so a password typed into the wrong key of the file never reaches a terminal or a log.
+(docs/operations.md), so a password typed into the wrong key of the file never reaches a
+terminal or a log.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ def schema(*, plugins: Mapping[str, base.BackendPlugin] | None = None) -> dict[s
             pydantic.create_model(
                 f"{stem}Backend",
                 __base__=plugin.settings_model,
-                type=(Literal[type_name], Field(alias="type", description="Backend type.")),
+                # a Literal of a runtime value: fine for pydantic, opaque to the type checker
+                type=(Literal[type_name], Field(alias="type", description="Backend type.")),  # type: ignore[arg-type,unused-ignore]
             )
         )
         allowed = common

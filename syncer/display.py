@@ -24,6 +24,7 @@ import tqdm
 import tqdm.contrib.logging
 
 from syncer import plan, progress
+from syncer.reconcile import evict
 
 TICK_SECONDS = 0.5  # how often the bar (or the plain line's clock) is looked at between writes
 BAR_FORMAT = "{desc} |{bar:24}|"
@@ -187,3 +188,16 @@ class Display:
             return
         while not self._stop.wait(self._tick):
             self.tick()
+
+
+def report_recycling(out: evict.Outcome, *, dry_run: bool) -> None:
+    """`recyclePods` after a pass (docs/operations.md): its errors, and for `sync` what it did."""
+    if out.forbidden is not None:
+        print(f"error: recyclePods: not allowed to read or evict pods ({out.forbidden}); add the "
+              "recycle-pods RBAC component", file=sys.stderr)
+    for failure in out.failures:
+        print(f"error: {failure}", file=sys.stderr)
+    if not dry_run and (out.evicted or out.refused or out.deferred or out.warned):
+        print(f"recycle: {len(out.evicted)} pods evicted, {len(out.refused)} refused by a "
+              f"disruption budget, {len(out.deferred)} left for later (rate limit), "
+              f"{len(out.warned)} not evictable (Warning Event)", file=sys.stderr)

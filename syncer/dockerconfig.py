@@ -107,7 +107,7 @@ def normalize_registry(registry: str) -> str:
 
 
 def parse_payload(data: Mapping[str, object], *, fields: FieldNames, registry: str | None) -> Auths:
-    """The registry auths a backend secret holds (SPEC §3 "Payloads", detected in this order).
+    """The registry auths a backend secret holds (docs/configuration.md, detected in this order).
 
     1. a Docker config: key ``.dockerconfigjson`` (JSON string or object) or key ``auths``;
     2. basic credentials under the ``fields`` names; the registry is ``registry`` (from the

@@ -23,6 +23,7 @@ OUR_ANNOTATIONS = (MAPPING_ANNOTATION, CREDENTIALS_ANNOTATION, INSTANCE_ANNOTATI
 DEFAULT_INSTANCE = "default"
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a type name
 DOCKERCONFIG_KEY = ".dockerconfigjson"
+FIELD_MANAGER = "pullsecret-syncer"  # our name in metadata.managedFields
 RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
@@ -65,6 +66,13 @@ class ServiceAccount:
     resource_version: str
     uid: str = ""
     has_annotations: bool = True  # whether metadata.annotations exists (JSON-patch paths need it)
+    # The field manager that last changed `imagePullSecrets` (from metadata.managedFields): who
+    # took our entry out when a revision lacks it. "" when unknown.
+    pull_secrets_writer: str = ""
+    # Whether metadata.managedFields is kept for it: the apiserver never starts tracking fields
+    # on an update of an object that has none (a `default` ServiceAccount made by the
+    # controller-manager), so our first write starts it (see `ServiceAccountChange`).
+    tracked: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,20 @@ class Pod:
     waiting: tuple[tuple[str, str], ...] = ()  # (image, reason) of waiting (init) containers
     terminating: bool = False  # deletionTimestamp set
     controller_kind: str = ""  # "Job", "ReplicaSet", … of that owner reference
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A core/v1 Event, as `plan` reads back what the daemon reported (times as RFC 3339)."""
+
+    namespace: str
+    name: str
+    reason: str
+    message: str
+    object_kind: str
+    object_name: str
+    component: str  # source.component (reportingComponent when that is empty)
+    last_seen: str  # lastTimestamp, else eventTime, else firstTimestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +154,7 @@ class ServiceAccountChange:
     image_pull_secrets: tuple[str, ...] | None
     ours: tuple[str, ...] | None  # () removes the annotation
     has_annotations: bool  # whether metadata.annotations exists (JSON-patch paths need it)
+    track_fields: bool = False  # seed metadata.managedFields, so that writers can be told apart
 
 
 @dataclass(frozen=True, slots=True)

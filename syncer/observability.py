@@ -1,4 +1,5 @@
-"""Metrics (SPEC §8), structured logging, and the /metrics /healthz /readyz HTTP endpoints.
+"""Metrics (docs/operations.md), structured logging, and the /metrics /healthz /readyz HTTP
+endpoints.
 
 Metric labels carry credential and mapping names only — never a namespace or a value.
 """
@@ -18,11 +19,11 @@ from syncer import httpserve
 
 PREFIX = "pullsecret_syncer_"
 LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "registry", "error",
-            "backend", "retry_in", "done", "total", "left_seconds")
+            "backend", "retry_in", "done", "total", "left_seconds", "manager")
 
 
 class Metrics:
-    """The SPEC §8 metric set, registered in `registry` (a fresh one per test)."""
+    """The metric set (docs/operations.md), registered in `registry` (a fresh one per test)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -62,6 +63,10 @@ class Metrics:
             ["credential", "result"], registry=r)
         self.pods_recycled = Counter(
             f"{PREFIX}pods_recycled_total", "Pods evicted to pick up the pull secret",
+            ["mapping"], registry=r)
+        self.contested_serviceaccounts = Gauge(
+            f"{PREFIX}contested_serviceaccounts",
+            "ServiceAccounts whose imagePullSecrets entry another writer keeps removing",
             ["mapping"], registry=r)
 
     def record_write(self, kind: str, action: str) -> None:

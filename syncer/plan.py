@@ -41,7 +41,7 @@ class UpdateSecret:
 @dataclass(frozen=True, slots=True)
 class ReplaceSecret:
     """Delete and create a managed Secret that cannot change in place: another `type`, or
-    `immutable: true` set by someone (SPEC §4). Reported with a Warning Event."""
+    `immutable: true` set by someone (docs/configuration.md). Reported with a Warning Event."""
 
     content: model.SecretContent
     resource_version: str
@@ -98,7 +98,7 @@ Action = SecretAction | PatchServiceAccount
 
 @dataclass(frozen=True, slots=True)
 class EvictPod:
-    """Evict a Pod stuck pulling without the mapping's Secret (SPEC §5 `recyclePods`), so its
+    """Evict a Pod stuck pulling without the mapping's Secret (docs/recycle-pods.md), so its
     controller recreates it with the Secret. Only the Pod of this `uid`."""
 
     namespace: str
@@ -277,12 +277,9 @@ def prune_action(secret: model.Secret) -> DeleteSecret | ReleaseSecret:
                 credentials=creds)
 
 
-def _prune_allowed(cfg: config.Config, secret: model.Secret) -> bool:
-    mapping_name = secret.annotations.get(model.MAPPING_ANNOTATION)
-    for mapping in cfg.mappings:
-        if mapping.name == mapping_name:
-            return mapping.prune
-    return cfg.defaults.prune
+def _prunes(cfg: config.Config, mapping_name: str | None) -> bool:
+    """`prune` of the named mapping; the default when the config has no such mapping."""
+    return next((m.prune for m in cfg.mappings if m.name == mapping_name), cfg.defaults.prune)
 
 
 def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> Plan:
@@ -319,7 +316,8 @@ def diff(cfg: config.Config, want: desired.Desired, view: model.ClusterView) -> 
                 usable.add(target.name)
         prunable = [
             s for s in managed_by_ns.get(ns_name, [])
-            if (ns_name, s.name) not in want.targets and _prune_allowed(cfg, s)
+            if (ns_name, s.name) not in want.targets
+            and _prunes(cfg, s.annotations.get(model.MAPPING_ANNOTATION))
         ]
         sa_actions = _service_account_actions(
             cfg, targets, usable, {s.name for s in prunable},
@@ -361,7 +359,7 @@ def _service_account_actions(
         for name in mine:
             target = wanted.get(name)
             if target is not None:
-                if not target.selects_service_account(sa.name) and _mapping_prunes(cfg, target):
+                if not target.selects_service_account(sa.name) and _prunes(cfg, target.mapping):
                     remove.append(name)
             elif name in pruned_secrets or (name not in managed and cfg.defaults.prune):
                 remove.append(name)
@@ -370,10 +368,6 @@ def _service_account_actions(
         out.append(PatchServiceAccount(sa.namespace, sa.name, sa.resource_version, add=add,
                                        remove=tuple(remove), instance=cfg.instance))
     return out
-
-
-def _mapping_prunes(cfg: config.Config, target: desired.Target) -> bool:
-    return next((m.prune for m in cfg.mappings if m.name == target.mapping), cfg.defaults.prune)
 
 
 def service_account_change(
@@ -401,4 +395,5 @@ def service_account_change(
         namespace=sa.namespace, name=sa.name, resource_version=sa.resource_version,
         image_pull_secrets=tuple(new) if new != current else None,
         ours=tuple(ours) if ours != list(sa.ours) else None,
-        has_annotations=sa.has_annotations)
+        has_annotations=sa.has_annotations,
+        track_fields=not sa.tracked and bool(appended))

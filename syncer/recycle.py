@@ -1,4 +1,4 @@
-"""Which Pending Pods to evict so that they come back with our Secret (SPEC §5 `recyclePods`). Pure.
+"""Which Pending Pods to evict so that they come back with our Secret (docs/recycle-pods.md). Pure.
 
 The ServiceAccount admission plugin copies a ServiceAccount's `imagePullSecrets` into a Pod only
 when the Pod is created, and a Pod's `imagePullSecrets` never change afterwards: a Pod created in

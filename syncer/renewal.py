@@ -2,7 +2,7 @@
 and how long to wait after a failed renewal. Pure: no I/O, no clock and no global random state;
 times (Unix seconds) and the random source (``rand() -> [0, 1)``) are arguments.
 
-The schedule (SPEC §5 "Token credentials"): a token fetched at ``fetched_at`` that ends at
+The schedule (docs/backend-aws-ecr.md): a token fetched at ``fetched_at`` that ends at
 ``expires_at`` is renewed ``renew_before`` ahead of its expiry (default: half its lifetime),
 minus a random jitter of up to 10 % of ``renew_before`` so that many credentials fetched
 together do not renew together, and never later than that.

@@ -32,6 +32,7 @@ NAMESPACES: Kind[model.Namespace] = Kind("namespaces")
 SERVICE_ACCOUNTS: Kind[model.ServiceAccount] = Kind("serviceaccounts")
 SECRETS: Kind[model.Secret] = Kind("secrets")
 PODS: Kind[model.Pod] = Kind("pods")
+EVENTS: Kind[model.Event] = Kind("events")  # core/v1; read only by `plan`
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,12 @@ class Selector:
 
 EVERYTHING = Selector()
 MANAGED = Selector(labels=f"{model.MANAGED_BY_LABEL}={model.MANAGED_BY_VALUE}")
-PENDING = Selector(fields="status.phase=Pending")  # Pods not yet running (SPEC §5 recyclePods)
+PENDING = Selector(fields="status.phase=Pending")  # Pods not yet running (docs/recycle-pods.md)
+
+
+def reason(value: str) -> Selector:
+    """Events with this reason, in any namespace."""
+    return Selector(fields=f"reason={value}")
 
 
 def named(name: str) -> Selector:

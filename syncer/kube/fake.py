@@ -7,24 +7,20 @@ Conflict on a ServiceAccount change at a stale version (the real server's failed
 NamespaceTerminating for writes into a terminating namespace; 422 Invalid for a data change of an
 immutable Secret or a type change; `Gone` for a watch from a compacted version.
 
-What it adds: `fault`, a function field called with every request before it is served (raise a
-`syncer.kube.errors` error from it to inject a fault); `requests`, a counter of served requests by
-`"VERB kind"`; `events`, the Warning Events recorded; and test-side helpers (`add_namespace`,
-`put_secret`, `compact`, `end_watches`, …) that change the cluster without being counted — the
-way another writer or a controller would.
+What it adds: `fault`, called with every request before it is served (raise a
+`syncer.kube.errors` error from it to inject a fault); `requests`, served requests by `"VERB
+kind"`; `events`, the Warning Events recorded; test-side helpers (`add_namespace`, `put_secret`,
+`compact`, `end_watches`, …) that change the cluster uncounted, as another writer would.
 
-Pods (`syncer.kube.fakepods`): eviction with the apiserver's PodDisruptionBudget rule, and
-`add_pod`, `set_pod_status`, `protect_pod` to play the ReplicaSet controller and the kubelet.
-A watch with a field selector sees an object that leaves the selection as DELETED and one that
-enters it as ADDED, as the apiserver sends them.
-
-One convenience differs on purpose: `watch(..., timeout_seconds=0)` delivers what is pending and
-ends at once, so a test can step a watch without threads. Production code never passes 0.
+Pods, evictions and selectors: `syncer.kube.fakepods`. One convenience differs on purpose:
+`watch(..., timeout_seconds=0)` delivers what is pending and ends at once, so a test can step a
+watch without threads. Production code never passes 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 import threading
 import time
@@ -61,7 +57,8 @@ class FakeCluster(fakepods.Pods):
         self._last_rv = 0
         self._uids = itertools.count(1)
         self._objects: dict[str, dict[Key, Any]] = {
-            "namespaces": {}, "serviceaccounts": {}, "secrets": {}, "leases": {}, "pods": {}}
+            "namespaces": {}, "serviceaccounts": {}, "secrets": {}, "leases": {}, "pods": {},
+            "events": {}}
         self._budgets: set[Key] = set()  # Pods a PodDisruptionBudget (maxUnavailable: 0) covers
         self._log: list[tuple[int, str, api.EventType, Any, Any]] = []  # ..., record, previous
         self._compacted = 0
@@ -243,7 +240,8 @@ class FakeCluster(fakepods.Pods):
                                       "value /metadata/resourceVersion failed", status=422)
             record = old
             if change.image_pull_secrets is not None:
-                record = dataclasses.replace(record, image_pull_secrets=change.image_pull_secrets)
+                record = dataclasses.replace(record, image_pull_secrets=change.image_pull_secrets,
+                                             pull_secrets_writer=model.FIELD_MANAGER)
             if change.ours is not None:
                 record = dataclasses.replace(record, ours=change.ours, has_annotations=bool(
                     change.ours) or (old.has_annotations and not old.ours))
@@ -279,6 +277,12 @@ class FakeCluster(fakepods.Pods):
             except errors.KubeError:
                 return  # best effort, like the real client
             self.events.append((ref, reason, message))
+            now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = model.Event(
+                namespace=ref.namespace or "default", name=f"{ref.name}.{len(self.events)}",
+                reason=reason, message=message, object_kind=ref.kind, object_name=ref.name,
+                component="pullsecret-syncer", last_seen=now)
+            self._objects["events"][_key(record)] = record
 
     def close(self) -> None:
         return
@@ -337,13 +341,15 @@ class FakeCluster(fakepods.Pods):
 
     def put_service_account(self, namespace: str, name: str, *,
                             image_pull_secrets: tuple[str, ...] = (),
-                            ours: tuple[str, ...] = ()) -> model.ServiceAccount:
-        """Create or overwrite a ServiceAccount as another writer would."""
+                            ours: tuple[str, ...] = (),
+                            manager: str = "kubectl") -> model.ServiceAccount:
+        """Create or overwrite a ServiceAccount as another writer (field manager) would."""
         with self._cond:
             old = self._objects["serviceaccounts"].get((namespace, name))
             record = model.ServiceAccount(
                 namespace=namespace, name=name, image_pull_secrets=image_pull_secrets,
                 ours=ours, resource_version="", has_annotations=bool(ours),
+                pull_secrets_writer=manager,
                 uid=old.uid if old is not None else f"uid-{next(self._uids)}")
             return cast(model.ServiceAccount, self._store(
                 "serviceaccounts", record, "ADDED" if old is None else "MODIFIED"))

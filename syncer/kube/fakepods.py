@@ -37,7 +37,8 @@ def selects(selector: api.Selector, record: Any) -> bool:
 def _field(record: Any, path: str) -> str | None:
     return {"metadata.name": getattr(record, "name", None),
             "metadata.namespace": getattr(record, "namespace", None),
-            "status.phase": getattr(record, "phase", None)}.get(path)
+            "status.phase": getattr(record, "phase", None),
+            "reason": getattr(record, "reason", None)}.get(path)
 
 
 def as_seen(selector: api.Selector, etype: api.EventType, record: Any,

@@ -12,7 +12,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from syncer import config, desired, dockerconfig, model, observability, plan
+from syncer import config, desired, dockerconfig, fight, model, observability, plan
 from syncer.kube import api, errors
 from syncer.reconcile import apply, findings
 
@@ -29,6 +29,7 @@ class Report:
     conflicts: list[plan.SecretConflict] = field(default_factory=list)
     blocked: list[plan.Blocked] = field(default_factory=list)
     interrupted: bool = False
+    held: dict[str, float] = field(default_factory=dict)  # namespace -> seconds: come back then
 
     @property
     def ok(self) -> bool:
@@ -42,8 +43,11 @@ class Engine:
                  clock: Callable[[], float] = time.monotonic,
                  cache: apply.Cache | None = None,
                  on_applied: Callable[[plan.Action], None] | None = None,
-                 on_planned: Callable[[Sequence[plan.Action]], None] | None = None) -> None:
+                 on_planned: Callable[[Sequence[plan.Action]], None] | None = None,
+                 fights: fight.Tracker | None = None) -> None:
         self.metrics = metrics
+        self._clock = clock
+        self._fights = fights  # the daemon's: restores on contested ServiceAccounts back off
         self.findings = findings.Findings(cluster, metrics=metrics, clock=clock)
         self._applier = apply.Applier(cluster, metrics=metrics, cache=cache or apply.NoCache(),
                                       on_replaced=self._replaced)
@@ -68,7 +72,39 @@ class Engine:
             self._on_planned(the_plan.actions)
             self._apply(want, view, the_plan.actions, report, proceed)
             self._count_managed(cfg, view, report)  # the view holds every managed Secret
+            self._report_fights(cfg, view)
         return report
+
+    def _report_fights(self, cfg: config.Config, view: model.ClusterView) -> None:
+        """Contested ServiceAccounts: a Warning Event and a log line (hourly), and the gauge."""
+        if self._fights is None:
+            return
+        found = [(c, next((s.annotations.get(model.MAPPING_ANNOTATION, "") for n in c.entries
+                           if (s := view.secrets.get((c.namespace, n))) is not None), ""))
+                 for c in self._fights.contested(self._clock())]
+        counts = Tally(owner for _, owner in found)
+        for mapping in cfg.mappings:  # the gauge first: it is never behind an Event
+            self.metrics.contested_serviceaccounts.labels(mapping=mapping.name).set(
+                counts[mapping.name])
+        for c, owner in found:
+            sa = view.service_accounts.get(c.namespace, {}).get(c.name)
+            self.findings.contested(c, mapping=owner, uid=sa.uid if sa is not None else "")
+
+    def _hold_back(self, action: plan.PatchServiceAccount, add: tuple[str, ...],
+                   report: Report) -> tuple[str, ...]:
+        """On a contested ServiceAccount our entry goes back only when its back-off is over;
+        the daemon comes back to the namespace then."""
+        if self._fights is None or not add:
+            return add
+        wait = self._fights.hold(action.namespace, action.name, self._clock())
+        if wait <= 0:
+            return add
+        ns = action.namespace
+        report.held[ns] = min(wait, report.held.get(ns, wait))
+        log.info("contested serviceaccount: restoring our entry after its back-off", extra={
+            "namespace": ns, "object": action.name, "kind": "serviceaccount",
+            "retry_in": round(wait, 1)})
+        return ()
 
     def _report_findings(self, want: desired.Desired, the_plan: plan.Plan,
                          view: model.ClusterView, *, dry_run: bool) -> None:
@@ -109,11 +145,16 @@ class Engine:
                 continue
             try:
                 if isinstance(action, plan.PatchServiceAccount):
-                    add = tuple(n for n in action.add if (ns, n) not in failed_secrets)
+                    add = self._hold_back(action, tuple(
+                        n for n in action.add if (ns, n) not in failed_secrets), report)
                     if not (add or action.remove):
                         continue
+                    if self._fights is not None and action.remove:
+                        self._fights.unpatching(ns, name, action.remove, self._clock())
                     observed = view.service_accounts.get(ns, {}).get(name)
                     if self._applier.service_account(action, add=add, observed=observed):
+                        if self._fights is not None and add:
+                            self._fights.restored(ns, name, self._clock())
                         self._done(action, report)
                     continue
                 done = self._applier.secret(action, lambda act, fresh: apply.recompute_secret(

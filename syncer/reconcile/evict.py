@@ -1,4 +1,4 @@
-"""Carrying out recycling decisions (SPEC §5 `recyclePods`): evictions within the rate limits,
+"""Carrying out recycling decisions (docs/recycle-pods.md): evictions within the rate limits,
 Warning Events for the Pods we never evict, and what a refusal means.
 
 - Each Pod is evicted at most once per 10 minutes, at most 10 evictions a minute in all

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from syncer import desired, model, observability, plan, recycle
+from syncer import desired, fight, model, observability, plan, recycle
 from syncer.kube import api, errors
 
 log = logging.getLogger("syncer.reconcile")
@@ -117,6 +117,18 @@ class Findings:
         self._cluster.record_event(
             model.ObjectRef("Secret", c.namespace, c.name, new_uid), reason="SecretReplaced",
             message=f"pullsecret-syncer deleted and re-created this secret: {cause}")
+
+    def contested(self, c: fight.Contested, *, mapping: str, uid: str) -> None:
+        """A ServiceAccount whose entry another writer keeps removing: hourly, a Warning Event
+        on it and a log line, both naming that writer and the fix."""
+        ref = model.ObjectRef("ServiceAccount", c.namespace, c.name, uid)
+        if not self.fresh(ref, fight.EVENT_REASON):
+            return
+        text = fight.message(c.manager, c.entries, c.backoff)
+        log.warning("imagePullSecrets contested by another writer; restoring with back-off",
+                    extra={"namespace": c.namespace, "object": c.name, "mapping": mapping,
+                           "kind": "serviceaccount", "manager": c.manager, "error": text})
+        self._cluster.record_event(ref, reason=fight.EVENT_REASON, message=text)
 
     def pull_secret_missing(self, m: recycle.MissingSecret, *, dry_run: bool) -> None:
         """A stuck Pod we do not evict (no controller, or its own imagePullSecrets)."""

@@ -3,7 +3,10 @@ GET): Namespaces, ServiceAccounts, our Secrets, and same-named Secrets we do not
 
 from __future__ import annotations
 
-from syncer import config, model
+import datetime
+from collections.abc import Iterable
+
+from syncer import config, fight, model, plan
 from syncer.kube import api
 
 
@@ -30,3 +33,16 @@ def observe(cluster: api.ClusterAPI, cfg: config.Config) -> model.ClusterView:
     for sa in cluster.list(api.SERVICE_ACCOUNTS).items:
         accounts.setdefault(sa.namespace, {})[sa.name] = sa
     return model.ClusterView(namespaces, secrets, accounts)
+
+
+def contested(cluster: api.ClusterAPI, view: model.ClusterView,
+              planned: Iterable[plan.Action]) -> list[tuple[str, str, str]]:
+    """(namespace, name, manager) of the ServiceAccounts the daemon reported as contested within
+    the last hour, from its `ImagePullSecretsContested` Events: its fight state lives in its
+    memory only, and these are what it left in the cluster. Raises KubeError (e.g. Forbidden:
+    reading Events needs `list` on events, which the daemon's own role does not have)."""
+    ours = {ns for (ns, _), s in view.secrets.items() if s.managed}
+    ours.update(plan.where(a)[0] for a in planned)
+    events = cluster.list(api.EVENTS, selector=api.reason(fight.EVENT_REASON)).items
+    return fight.reported(events, now=datetime.datetime.now(datetime.UTC),
+                          accounts=view.service_accounts, namespaces=ours)

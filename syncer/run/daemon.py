@@ -19,7 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from backends import base
-from syncer import config, credentials, observability, plan, progress, publish, settings
+from syncer import (
+    config,
+    credentials,
+    fight,
+    model,
+    observability,
+    plan,
+    progress,
+    publish,
+    settings,
+)
 from syncer.kube import api, errors
 from syncer.reconcile import engine, observe
 from syncer.run import informer, leader, loops, queue, recycler, refresher
@@ -49,7 +59,8 @@ class Daemon:
                  clock: Callable[[], float] = time.monotonic,
                  watch_timeout: int = informer.WATCH_TIMEOUT_SECONDS,
                  poll_interval: float = CONFIG_POLL_SECONDS,
-                 progress_interval: float = progress.INTERVAL) -> None:
+                 progress_interval: float = progress.INTERVAL,
+                 fights: fight.Tracker | None = None) -> None:
         self.settings = run
         self.cfg = cfg
         self.cluster = cluster
@@ -62,11 +73,13 @@ class Daemon:
         self.queue = queue.WorkQueue(clock=clock)
         self.ready = threading.Event()
         self.reload_requested = threading.Event()
+        self.fights = fights or fight.Tracker()  # who keeps taking our entry out (in memory)
         self.caches = informer.Caches(cluster, on_change=self._changed, stop=self.stop,
-                                      watch_timeout=watch_timeout)
+                                      watch_timeout=watch_timeout,
+                                      on_service_account=self._service_account_revision)
         self.engine = engine.Engine(cluster, metrics=self.metrics, clock=clock,
                                     cache=self.caches, on_planned=self._pass_planned,
-                                    on_applied=self._pass_applied)
+                                    on_applied=self._pass_applied, fights=self.fights)
         self._progress_interval = progress_interval
         self._full_pass = False
         self._progress: progress.Periodic | None = None  # of the full pass running now
@@ -106,6 +119,15 @@ class Daemon:
         """A watch saw a change in `namespace` (None: maybe everywhere)."""
         self.queue.add(namespace)
         self.recycler.notify(namespace)  # a ServiceAccount may list our Secret now
+
+    def _service_account_revision(self, old: model.ServiceAccount | None,
+                                  new: model.ServiceAccount) -> None:
+        """A watch delivered a revision: did another writer take our entry out?"""
+        found = fight.removal(old, new, instance=self.cfg.instance)
+        if found is not None and self.fights.removed(found, self._clock()):
+            log.warning("another writer keeps removing our imagePullSecrets entry", extra={
+                "namespace": found.namespace, "object": found.name, "kind": "serviceaccount",
+                "manager": found.manager})
 
     def _on_rotation(self, names: set[str]) -> None:
         self.queue.add(None)  # the diff rewrites exactly the Secrets whose content changed
@@ -194,6 +216,8 @@ class Daemon:
             self._pass_ended(stopped=True)
             raise
         self._pass_ended(stopped=report.interrupted)
+        for ns, wait in report.held.items():  # contested ServiceAccounts: back when due
+            self.queue.add_after(wait, {ns})
         if report.failures and not self.stop.is_set():
             self._failures += 1
             delay = min(MAX_RETRY_DELAY, 2.0 ** self._failures)

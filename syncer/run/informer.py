@@ -50,8 +50,10 @@ class Informer(Generic[api.R]):
                  on_change: Callable[[str | None], None], stop: threading.Event,
                  selector: api.Selector = api.EVERYTHING,
                  watch_timeout: int = WATCH_TIMEOUT_SECONDS,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 on_revision: Callable[[api.R | None, api.R], None] | None = None) -> None:
         self._cluster = cluster
+        self._on_revision = on_revision  # (cached, new) for each revision a watch delivers
         self.kind = kind
         self._on_change = on_change
         self._stop = stop
@@ -75,12 +77,15 @@ class Informer(Generic[api.R]):
         with self._lock:
             self._put_locked(record)
 
-    def _put_locked(self, record: api.R) -> None:
+    def _put_locked(self, record: api.R) -> bool:
+        """Store `record` unless the cache holds a newer one; whether it was stored."""
         key = key_of(record)
         old = self._items.get(key)
         old_rv = getattr(old, "resource_version", "") if old is not None else ""
         if old is None or newer(getattr(record, "resource_version", ""), old_rv):
             self._items[key] = record
+            return True
+        return False
 
     def discard(self, key: Key) -> None:
         with self._lock:
@@ -140,6 +145,7 @@ class Informer(Generic[api.R]):
             if not streamed:
                 streamed = True
                 self._failures = 0
+            before: tuple[api.R | None] | None = None  # the revision this one follows
             with self._lock:
                 if event.resource_version:
                     self._rv = event.resource_version
@@ -149,7 +155,11 @@ class Informer(Generic[api.R]):
                 if event.type == "DELETED":
                     self._items.pop(key_of(record), None)
                 else:
-                    self._put_locked(record)  # never older than a write-through
+                    old = self._items.get(key_of(record))
+                    if self._put_locked(record):  # never older than a write-through
+                        before = (old,)
+            if before is not None and self._on_revision is not None:
+                self._on_revision(before[0], record)
             self._on_change(namespace_of(record))
         return streamed
 
@@ -158,11 +168,15 @@ class Caches:
     """The three informers the daemon needs, and a consistent-enough view for one pass."""
 
     def __init__(self, cluster: api.ClusterAPI, *, on_change: Callable[[str | None], None],
-                 stop: threading.Event, watch_timeout: int = WATCH_TIMEOUT_SECONDS) -> None:
+                 stop: threading.Event, watch_timeout: int = WATCH_TIMEOUT_SECONDS,
+                 on_service_account: Callable[[model.ServiceAccount | None,
+                                               model.ServiceAccount], None] | None = None,
+                 ) -> None:
         common: dict[str, Any] = {"on_change": on_change, "stop": stop,
                                   "watch_timeout": watch_timeout}
         self.namespaces = Informer(cluster, api.NAMESPACES, **common)
-        self.service_accounts = Informer(cluster, api.SERVICE_ACCOUNTS, **common)
+        self.service_accounts = Informer(cluster, api.SERVICE_ACCOUNTS, **common,
+                                         on_revision=on_service_account)
         self.secrets = Informer(cluster, api.SECRETS, selector=api.MANAGED, **common)
         self.all: tuple[Informer[Any], ...] = (
             self.namespaces, self.service_accounts, self.secrets)

@@ -1,5 +1,5 @@
 """Supervised loops: a loop's unexpected exception is logged and the loop restarts after a
-backoff, so a live process never carries a dead thread (SPEC: nothing kills the daemon).
+backoff, so a live process never carries a dead thread (docs/operations.md).
 
 The log names the loop and the exception's type and place, never its message (which may quote
 data); the metric `reconcile_errors_total{reason="internal"}` counts it.

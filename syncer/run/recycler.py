@@ -1,4 +1,4 @@
-"""The daemon's Pod recycling (SPEC §5 `recyclePods`): a watch cache of Pending Pods that runs
+"""The daemon's Pod recycling (docs/recycle-pods.md): a watch cache of Pending Pods that runs
 only while some mapping enables it, and a loop that decides again whenever a Pod, a
 ServiceAccount, a Secret or a credential changes.
 

@@ -42,8 +42,11 @@ class FakeWorld:
                         pulls: tuple[str, ...] = ()) -> None:
         self.cluster.put_service_account(ns, name, image_pull_secrets=pulls)
 
-    def foreign_edit_service_account(self, ns: str, name: str, pulls: tuple[str, ...]) -> None:
-        self.cluster.put_service_account(ns, name, image_pull_secrets=pulls)
+    def foreign_edit_service_account(self, ns: str, name: str, pulls: tuple[str, ...], *,
+                                     manager: str = "kubectl") -> None:
+        old = self.cluster.stored("serviceaccounts", ns, name)
+        self.cluster.put_service_account(ns, name, image_pull_secrets=pulls, manager=manager,
+                                         ours=old.ours if old is not None else ())
 
     def foreign_secret(self, ns: str, name: str, *, type_: str = "Opaque",
                        immutable: bool = False, managed: bool = False) -> None:
@@ -125,9 +128,11 @@ class RealWorld:
                 raise
             self.foreign_edit_service_account(ns, name, pulls)
 
-    def foreign_edit_service_account(self, ns: str, name: str, pulls: tuple[str, ...]) -> None:
+    def foreign_edit_service_account(self, ns: str, name: str, pulls: tuple[str, ...], *,
+                                     manager: str = "kubectl") -> None:
         self.core.patch_namespaced_service_account(
-            name, ns, {"imagePullSecrets": [{"name": n} for n in pulls]})
+            name, ns, {"imagePullSecrets": [{"name": n} for n in pulls] or None},
+            field_manager=manager)
 
     def foreign_secret(self, ns: str, name: str, *, type_: str = "Opaque",
                        immutable: bool = False, managed: bool = False) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from syncer import model
+from syncer import model, plan
 from syncer.kube import api, errors
 
 PW = "pw-SENTINEL-contract"
@@ -194,6 +194,40 @@ def test_service_account_change_at_a_stale_version_is_a_conflict_and_loses_nothi
         "theirs-a", "theirs-b")
 
 
+def test_a_revision_names_the_field_manager_that_changed_image_pull_secrets(
+        world: Any) -> None:
+    ns = world.namespace()
+    world.service_account(ns, "builder", pulls=("theirs-a",))
+    sa = world.cluster.get_service_account(ns, "builder")
+    ours = world.cluster.patch_service_account(model.ServiceAccountChange(
+        namespace=ns, name="builder", resource_version=sa.resource_version,
+        image_pull_secrets=("theirs-a", "regcred"), ours=("regcred",),
+        has_annotations=sa.has_annotations))
+    assert ours.pull_secrets_writer == model.FIELD_MANAGER  # our writes say who we are
+    world.foreign_edit_service_account(ns, "builder", ("theirs-a",), manager="argocd-controller")
+    reverted = world.cluster.get_service_account(ns, "builder")
+    assert reverted.pull_secrets_writer == "argocd-controller"
+    assert reverted.image_pull_secrets == ("theirs-a",) and reverted.ours == ("regcred",)
+    # (a write that drops the whole list leaves no owner behind: see codec's unit tests)
+
+
+def test_a_service_account_without_field_tracking_names_the_next_writer_after_our_write(
+        world: Any) -> None:
+    """A ServiceAccount created with no fields (as the controller-manager makes `default`) has no
+    managedFields, and the apiserver never starts them on an update: our first write does."""
+    ns = world.namespace()
+    world.service_account(ns, "plain")
+    sa = world.cluster.get_service_account(ns, "plain")
+    change = plan.service_account_change(sa, add=("regcred",), remove=())
+    assert change is not None
+    world.cluster.patch_service_account(change)
+    world.foreign_edit_service_account(ns, "plain", ("declared",), manager="argocd-controller")
+    reverted = world.cluster.get_service_account(ns, "plain")
+    assert reverted.image_pull_secrets == ("declared",)
+    assert reverted.pull_secrets_writer == "argocd-controller"
+    assert reverted.tracked
+
+
 def test_removing_our_annotation_leaves_the_account_without_it(world: Any) -> None:
     ns = world.namespace()
     world.service_account(ns, "builder")
@@ -280,6 +314,21 @@ def test_a_warning_event_is_recorded_about_the_object(world: Any) -> None:
     world.cluster.record_event(model.ObjectRef("Secret", ns, "regcred", secret.uid),
                                reason="SecretConflict", message="a test event")
     assert "SecretConflict" in world.events("regcred")
+
+
+def test_warning_events_are_listed_back_by_reason(world: Any) -> None:
+    ns = world.namespace()
+    world.service_account(ns, "builder")
+    uid = world.cluster.get_service_account(ns, "builder").uid
+    world.cluster.record_event(model.ObjectRef("ServiceAccount", ns, "builder", uid),
+                               reason="ImagePullSecretsContested", message="a test event")
+    found = [e for e in world.cluster.list(
+        api.EVENTS, selector=api.reason("ImagePullSecretsContested")).items if e.namespace == ns]
+    assert [(e.object_kind, e.object_name, e.message, e.component) for e in found] == [
+        ("ServiceAccount", "builder", "a test event", "pullsecret-syncer")]
+    assert found[0].last_seen.endswith("Z")
+    assert not [e for e in world.cluster.list(api.EVENTS, selector=api.reason("Other")).items
+                if e.namespace == ns]
 
 
 def test_an_event_that_cannot_be_recorded_is_not_an_error(world: Any) -> None:

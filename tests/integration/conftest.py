@@ -1,8 +1,8 @@
 """Helpers for end-to-end tests: run the real CLI or daemon as a subprocess, seed backends, read
 results.
 
-Leak check (SPEC §7), at two levels. Every CLI run and every daemon log is checked at once: no
-sentinel value used by the test may appear in anything the process printed. And the whole session
+Leak check, at two levels. Every CLI run and every daemon log is checked at once: no sentinel
+value used by the test may appear in anything the process printed. And the whole session
 feeds one registry (`leak_registry`): every CLI output, daemon log, /metrics text and Event message
 of every test, plus every secret any test registered (sentinel passwords, Vault tokens, AppRole
 secret IDs, `auth` strings); at the end of the session each text is checked against every secret,

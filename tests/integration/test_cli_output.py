@@ -196,7 +196,9 @@ def test_sync_prints_each_write_as_it_is_applied_in_plan_order_with_plain_progre
     err = synced.stderr.splitlines()
     assert err[-1] == SUMMARY.format(n=2 * N)
     progress_lines = [line for line in err if PROGRESS_LINE.match(line)]
-    assert 1 <= len(progress_lines) <= 2, err
+    # one line per 10 s of pass: the rate limit makes it last > 10 s; a slow machine may
+    # stretch it, so the upper bound follows the measured run, not a fixed count
+    assert 1 <= len(progress_lines) <= max(2, int(synced.ended // progress.INTERVAL)), err
     assert all(int(PROGRESS_LINE.match(line).group(2)) == 2 * N  # type: ignore[union-attr]
                for line in progress_lines)
     # only the summary and the progress lines: the stdout lines are not logged a second time
@@ -247,7 +249,7 @@ def test_json_output_is_one_object_per_applied_write_in_plan_order_then_the_summ
     cfg = mapping_config("json")
     planned = cli("plan", "--config", str(cfg), "--output", "json")
     assert planned.code == 0, planned.output
-    plan_docs = json.loads(planned.stdout)  # still one JSON list (SPEC §2)
+    plan_docs = json.loads(planned.stdout)  # still one JSON list (docs/operations.md)
     assert len(plan_docs) == 10
     assert planned.stderr.splitlines()[-1].startswith("plan: 10 actions (5 create secret, "
                                                       "5 patch serviceaccount), 10 writes")
@@ -305,6 +307,7 @@ def test_run_logs_the_progress_of_a_long_full_pass_as_json(
     start_daemon: Callable[..., Any],
 ) -> None:
     namespaces(N, "runlog")
+    started = time.monotonic()
     proc = start_daemon(mapping_config("runlog"), args=("--kube-qps", "5"))  # ≈ 12 s pass
 
     def logged() -> list[dict[str, Any]]:
@@ -314,9 +317,11 @@ def test_run_logs_the_progress_of_a_long_full_pass_as_json(
 
     wait_until(lambda: any(d["msg"] == "full pass finished" for d in logged()), timeout=90,
                what="the first full pass to finish")
+    elapsed = time.monotonic() - started
     docs = logged()
     running = [d for d in docs if d["msg"] == "full pass in progress"]
-    assert 1 <= len(running) <= 2, docs
+    # at most one line per 10 s of pass (bounded by the measured run: a loaded machine is slower)
+    assert 1 <= len(running) <= max(2, int(elapsed // progress.INTERVAL)), docs
     assert all(d["level"] == "info" and d["total"] == 2 * N and 0 < d["done"] < 2 * N
                for d in running), running
     assert docs[-1]["done"] == 2 * N

@@ -153,13 +153,19 @@ def test_idle_daemon_makes_zero_writes_and_one_backend_read_per_credential_per_i
     kube_proxy.reset_counts()
     vault_proxy.reset_counts()
     aws_proxy.reset_counts()
-    idle = 9.5  # three refresh intervals
-    time.sleep(idle)
+    idle_from = time.monotonic()
+
+    def reads() -> int:
+        return vault_proxy.count(method="GET", path=rf"/v1/secret/data/pss/{unique}/hub")
+
+    # three refresh intervals, counted by what happened rather than by the clock: a loaded
+    # machine may stretch them, and then the bound below stretches with them
+    wait_until(lambda: reads() >= 3 and aws_proxy.count(method="POST") >= 3, timeout=60,
+               what="three refreshes of each credential")
+    intervals = (time.monotonic() - idle_from) / 3.0
     assert kube_proxy.writes() == 0, kube_proxy.requests
-    reads = vault_proxy.count(method="GET", path=rf"/v1/secret/data/pss/{unique}/hub")
-    aws_reads = aws_proxy.count(method="POST")
-    assert reads in (3, 4), reads  # one per 3 s interval, whatever the namespace count
-    assert aws_reads in (3, 4), aws_reads
+    assert reads() <= intervals + 1, reads()  # one per 3 s interval, whatever the namespaces
+    assert aws_proxy.count(method="POST") <= intervals + 1
     # no per-namespace GETs either: the caches answer
     assert kube_proxy.count(method="GET", path=r"/api/v1/namespaces/[^/?]+/") == 0
 

@@ -134,12 +134,12 @@ def values_file(tmp_path: Path, values: dict[str, Any]) -> list[str]:
 RENDERS = {
     "defaults": {},
     "one-replica": {"replicas": 1},
-    "all-options": None,  # tests/unit/test_helm_chart.py ALL_OPTIONS
+    "all-options": None,  # tests/deploy/test_helm_chart.py ALL_OPTIONS
 }
 
 
 def all_options() -> dict[str, Any]:
-    from tests.unit.test_helm_chart import ALL_OPTIONS
+    from tests.deploy.test_helm_chart import ALL_OPTIONS
 
     return ALL_OPTIONS
 
@@ -384,6 +384,15 @@ def test_cleanup_jobs_command_with_the_jobs_own_grants_removes_what_the_syncer_w
                 string_data={".dockerconfigjson": '{"auths": {}}'}))
         core.create_namespaced_secret(app, k8s.V1Secret(
             metadata=k8s.V1ObjectMeta(name="theirs-a"), string_data={"k": "not ours"}))
+        # a Secret this release adopted (adoptExisting): handed back, not deleted
+        core.create_namespaced_secret(app, k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name="adopted", labels={
+                "app.kubernetes.io/managed-by": "pullsecret-syncer", "team": "a"}, annotations={
+                "pullsecret-syncer.io/mapping": "m", "pullsecret-syncer.io/credentials": "c",
+                "pullsecret-syncer.io/instance": instance, "pullsecret-syncer.io/adopted": "true",
+                "pullsecret-syncer.io/written-as": f"{app}/adopted"}),
+            type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": '{"auths": {}}'}))
         core.patch_namespaced_service_account("default", app, {
             "metadata": {"annotations": {
                 "pullsecret-syncer.io/image-pull-secrets": f"{instance}:regcred,other-release"}},
@@ -424,6 +433,9 @@ def test_cleanup_jobs_command_with_the_jobs_own_grants_removes_what_the_syncer_w
         assert "regcred" not in names and "other-release" in names
         assert core.read_namespaced_secret("theirs-a", app).metadata.resource_version == (
             theirs[app])
+        handed_back = core.read_namespaced_secret("adopted", app).metadata
+        assert handed_back.labels == {"team": "a"}, handed_back.labels
+        assert not [k for k in handed_back.annotations or {} if "pullsecret-syncer" in k]
     again = cli(*argv, env=stack_env)
     assert again.code == 0 and again.stdout == "", again.output
 
@@ -431,6 +443,7 @@ def test_cleanup_jobs_command_with_the_jobs_own_grants_removes_what_the_syncer_w
     who = f"--as=system:serviceaccount:{ns}:{account}"
     for verb, resource, allowed in [
         ("delete", "secrets", "yes"), ("patch", "serviceaccounts", "yes"),
+        ("patch", "secrets", "yes"),
         ("create", "secrets", "no"), ("update", "secrets", "no"), ("get", "namespaces", "no"),
         ("watch", "secrets", "no"), ("create", "pods/eviction", "no"),
     ]:

@@ -1,6 +1,6 @@
 """The shipped RBAC (deploy/kubernetes/base) on the real apiserver, for real: the syncer's own
 ServiceAccount, bound exactly as shipped, runs a full `sync` and a leader-elected `run` without a
-single refusal, and is refused (403) everything SPEC §7 does not grant.
+single refusal, and is refused (403) everything docs/install.md does not grant.
 
 The RBAC objects are taken from `kubectl kustomize deploy/kubernetes/base` unchanged but for two
 things: cluster-scoped names get a suffix and the namespace `pullsecret-syncer` becomes a fresh
@@ -264,7 +264,7 @@ def test_sync_as_the_shipped_serviceaccount_reports_a_foreign_secret_with_a_warn
         metadata=k8s.V1ObjectMeta(name="regcred"), string_data={"note": "not ours"}))
     result = cli("sync", "--config", str(write_config(config_text(vault, hub, unique))),
                  env=env_as)
-    assert result.code == 1, result.output  # SPEC §4: a conflict counts as a failure
+    assert result.code == 1, result.output  # a conflict counts as a failure
     assert f"conflict: secret {ns}/regcred" in result.output
     assert_never_refused(result)
     assert warning_events(core, "SecretConflict", name="regcred", namespace=ns), (
@@ -280,7 +280,7 @@ def test_sync_as_the_shipped_serviceaccount_records_a_mapping_conflict_event(
     ns = settled_namespace(namespace_factory, core, labels={"pss-rbac": unique})
     cfg = write_config(config_text(vault, hub, unique, also=ns))
     result = cli("sync", "--config", str(cfg), env=env_as)
-    assert result.code == 0, result.output  # SPEC §3: the first mapping wins, reported
+    assert result.code == 0, result.output  # the first mapping wins, reported
     assert pull_secret_names(core, ns) == ["regcred"]
     assert warning_events(core, "MappingConflict", name=ns), "no Warning Event was recorded"
     assert_never_refused(result)
@@ -366,7 +366,7 @@ REFUSED = {
                                  "metadata": {"name": "pss-rbac-never"}}),
     "delete a ServiceAccount": ("DELETE", "/api/v1/namespaces/{ns}/serviceaccounts/default",
                                 None),
-    # granted once, never called (tests/unit/rbac_calls.py): taken away
+    # granted once, never called (tests/deploy/rbac_calls.py): taken away
     "read a namespace": ("GET", "/api/v1/namespaces/{ns}", None),
     "replace a Secret (update)": ("PUT", "/api/v1/namespaces/{ns}/secrets/pss-rbac-never",
                                   {"apiVersion": "v1", "kind": "Secret",

@@ -1,4 +1,4 @@
-"""`recyclePods` end to end (SPEC §5, §7, §8) on the real apiserver: the controller-manager's
+"""`recyclePods` end to end (docs/recycle-pods.md) on the real apiserver: the controller-manager's
 deployment, replicaset and disruption controllers run; no kubelet does, so the tests write Pod
 status through the status subresource (tests/stack/workloads.py) — a container waiting in
 `ImagePullBackOff` — and a Pod is "in the race window" when it was created before the syncer had

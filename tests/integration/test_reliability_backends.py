@@ -1,4 +1,4 @@
-"""Reliability under backend faults (SPEC §6), on the real stack through the fault proxy.
+"""Reliability under backend faults (docs/operations.md), on the real stack through the fault proxy.
 
 Each test injects a fault into Vault (OpenBao) or AWS (moto) while `run` keeps going, checks the
 outcome, and checks "nothing lost" byte for byte: every managed Secret keeps its data and its
@@ -99,14 +99,23 @@ def test_backend_down_or_throttling_keeps_secrets_byte_identical_backs_off_and_r
                timeout=CONVERGE + 8, what="both credentials reported down")
     vproxy.reset_counts()
     aproxy.reset_counts()
+    window = time.monotonic()
     time.sleep(12)  # six refresh intervals of ghcr, well past hub's 8 s
-    attempts = [r.started for r in vproxy.requests if re.search(hub_path, r.target)]
+
+    def hub_attempts() -> list[float]:
+        return [r.started for r in vproxy.requests if re.search(hub_path, r.target)]
+
+    # enough retries to see the backoff grow, however long a loaded machine takes for them
+    wait_until(lambda: len(hub_attempts()) >= 3 and aproxy.count(method="POST") >= 3,
+               timeout=60, what="three retries of each backend")
+    stretch = max(1.0, (time.monotonic() - window) / 12)  # > 1 only if we had to wait longer
+    attempts = hub_attempts()
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
-    assert 2 <= len(attempts) <= 6, attempts  # 1 s, 2 s, 4 s, 8 s …: far fewer than 1/s
+    assert len(attempts) <= 6 * stretch, attempts  # 1 s, 2 s, 4 s, 8 s …: far fewer than 1/s
     # the backoff grows: 1 s, 2 s, 4 s … each ±25 % jitter, so adjacent steps never overlap
     assert gaps[-1] > gaps[0], gaps
     aws_attempts = aproxy.count(method="POST")
-    assert 3 <= aws_attempts <= 9, aws_attempts  # capped at the 2 s interval: < 1 per second
+    assert aws_attempts <= 9 * stretch, aws_attempts  # capped at the 2 s interval: < 1/s
     assert snapshot(core, namespaces) == before
     assert daemon.metric("credential_up", credential="hub") == 0
     assert daemon.metric("credential_up", credential="ghcr") == 0

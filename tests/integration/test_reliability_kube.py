@@ -1,4 +1,4 @@
-"""Reliability under Kubernetes API faults and concurrency (SPEC §4-§6), on the real stack.
+"""Reliability under Kubernetes API faults and concurrency (docs/operations.md), on the real stack.
 
 Faults are injected by the fault proxy in front of the kube-apiserver (error statuses, connection
 resets, cut watches, 410 Gone), by concurrent writers and by SIGKILL. Each test checks the outcome
@@ -153,6 +153,12 @@ def test_a_concurrent_writer_appending_to_the_same_service_account_loses_nothing
     write_config: Callable[[str], Path], start_daemon: Callable[..., DaemonProcess],
     namespace_factory: Callable[..., str],
 ) -> None:
+    """A storm driven by events, not by time: each round takes our entry out, then appends
+    foreign entries while the daemon puts ours back, and the next round starts only once the
+    daemon has repaired it and the appends are done. So every round exercises the race, whatever
+    the machine's speed, and the counts below follow from the protocol. Each removal comes from
+    another field manager: one writer taking our entry out again and again is a fight, answered
+    with back-off (docs/gitops.md) — not what this test is about."""
     ns = namespace_factory(prefix="race")
     wait_for_sa(core, ns)
     cfg = write_config(daemon_config(creds["vault"], creds["aws"], unique, refresh="2s",
@@ -160,11 +166,12 @@ def test_a_concurrent_writer_appending_to_the_same_service_account_loses_nothing
     daemon = start_daemon(cfg)
     daemon.wait_ready()
     wait_until(lambda: has_secret_and_ref(core, ns), timeout=CONVERGE, what="initial sync")
-    done = threading.Event()
+    rounds, per_round = 5, 10
     errors: list[BaseException] = []
-    removals = [0]
+    conflicts = [0]  # how often the appender lost a race (informative, timing-dependent)
 
-    def read_modify_write(api: Any, change: Callable[[list[str]], list[str] | None]) -> bool:
+    def read_modify_write(api: Any, change: Callable[[list[str]], list[str] | None], *,
+                          manager: str) -> bool:
         """One optimistic update carrying resourceVersion; retried on 409 like any good client."""
         while True:
             sa = api.read_namespaced_service_account("default", ns)
@@ -174,51 +181,44 @@ def test_a_concurrent_writer_appending_to_the_same_service_account_loses_nothing
                 return False
             sa.image_pull_secrets = [k8s.V1LocalObjectReference(name=n) for n in new]
             try:
-                api.replace_namespaced_service_account("default", ns, sa)
+                api.replace_namespaced_service_account("default", ns, sa, field_manager=manager)
                 return True
             except ApiException as exc:
                 if exc.status != 409:
                     raise
+                conflicts[0] += 1
 
-    def other_writer() -> None:
+    def append(first: int) -> None:
         api = kube.core()
         try:
-            for i in range(50):
-                read_modify_write(api, lambda names, i=i: [*names, f"other-{i}"])
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            done.set()
-            api.api_client.close()
-
-    def remover() -> None:  # someone keeps deleting our entry, so the daemon keeps adding it
-        api = kube.core()
-        try:
-            while not done.is_set():
-                if read_modify_write(api, lambda names: [n for n in names if n != "regcred"]
-                                     if "regcred" in names else None):
-                    removals[0] += 1
-                time.sleep(0.05)
+            for i in range(first, first + per_round):
+                read_modify_write(api, lambda names, i=i: [*names, f"other-{i}"],
+                                  manager="appender")
         except BaseException as exc:
             errors.append(exc)
         finally:
             api.api_client.close()
 
-    threads = [threading.Thread(target=other_writer), threading.Thread(target=remover)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
-    assert removals[0] >= 3, removals  # the daemon re-added our entry during the storm
-    expected_others = [f"other-{i}" for i in range(50)]
-    wait_until(lambda: "regcred" in pull_secret_names(core, ns), timeout=CONVERGE,
-               what="our entry back")
+    for k in range(rounds):
+        removed = read_modify_write(core, lambda names: [n for n in names if n != "regcred"]
+                                    if "regcred" in names else None, manager=f"remover-{k}")
+        assert removed, f"round {k}: our entry was not there to remove"
+        appender = threading.Thread(target=append, args=(k * per_round,))
+        appender.start()  # appends race with the daemon's repair
+        wait_until(lambda: "regcred" in pull_secret_names(core, ns), timeout=CONVERGE,
+                   what=f"round {k}: our entry repaired")
+        appender.join(120)
+        assert not appender.is_alive() and not errors, errors
+
     names = pull_secret_names(core, ns)
-    assert [n for n in names if n.startswith("other-")] == expected_others  # all, in order
+    others = [n for n in names if n.startswith("other-")]
+    assert others == [f"other-{i}" for i in range(rounds * per_round)]  # all, in order
     assert names.count("regcred") == 1
-    assert len(names) == 51
-    assert (daemon.metric("kube_writes_total", kind="serviceaccount", action="patch") or 0) >= 4
+    assert len(names) == rounds * per_round + 1
+    # the initial patch and exactly one repair per removal: no duplicate, no lost write
+    assert daemon.metric("kube_writes_total", kind="serviceaccount", action="patch") == rounds + 1
+    assert daemon.metric("contested_serviceaccounts", mapping="race") == 0  # not a fight
+    print(f"appender lost {conflicts[0]} races over {rounds} rounds")
 
 
 # --------------------------------------------------------------------------- case 7
@@ -368,11 +368,15 @@ def test_unmanaged_same_named_secret_stays_byte_identical_through_many_resyncs_a
     wait_until(lambda: hub_password(core, ns_m) == new_pw, timeout=CONVERGE, what="rotation")
     time.sleep(max(0.0, 15 - (time.monotonic() - started)))
 
+    def resyncs() -> int:
+        return proxy.count(method="GET", path=r"^/api/v1/namespaces\?(?!.*watch=)")
+
+    # at least ten resyncs seen, however long a loaded machine takes for them
+    wait_until(lambda: resyncs() >= 10, timeout=60, what="ten resyncs")
+
     assert snapshot(core, [ns_u]) == before_u  # data, resourceVersion, labels, SA entries
     touched = [w for w in write_paths(proxy) if f"/namespaces/{ns_u}/" in w[1]]
     assert touched == []
-    resyncs = proxy.count(method="GET", path=r"^/api/v1/namespaces\?(?!.*watch=)")
-    assert resyncs >= 10, resyncs
     conflicts = [e for e in core.list_namespaced_event(ns_u).items
                  if e.reason == "SecretConflict"]
     assert len(conflicts) == 1 and conflicts[0].type == "Warning"  # reported, not spammed
@@ -514,8 +518,9 @@ def test_sigkill_at_random_points_of_a_pass_never_leaves_a_reference_to_a_missin
                     assert pull_secret_names(core, ns) == ["regcred"], ns
             else:
                 assert all(managed_secrets(core, ns) == [] for ns in namespaces)
+        # the watchdog looked often enough to mean something, however slow its lists were
+        wait_until(lambda: observations[0] >= 20, timeout=60, what="20 watchdog observations")
     finally:
         stop.set()
         poller.join(30)
-    assert observations[0] >= 20
     assert violations == [], f"seed {seed}: {violations[:10]}"

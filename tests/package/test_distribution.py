@@ -26,10 +26,11 @@ EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`python -m build` (isolated build env, as pip and release tooling do) of the checkout."""
+    """`python -m build` (isolated build env, as release tooling does) of the checkout's tracked
+    files: the sdist, then the wheel built from that sdist, as `pip install` of an sdist would."""
     out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel",
-                           "--outdir", str(out), str(REPO)],
+    source = product.source_copy(tmp_path_factory.mktemp("src"))
+    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)],
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
@@ -55,7 +56,7 @@ def test_the_wheel_holds_every_package_of_the_tree(dist: Path) -> None:
     (wheel,) = dist.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     packages = sorted(str(p.parent.relative_to(REPO)) for top in ("syncer", "backends")
-                      for p in (REPO / top).rglob("__init__.py"))
+                      for p in (REPO / top).rglob("__init__.py") if "__pycache__" not in p.parts)
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert not missing, f"packages left out of the wheel: {missing}"
     assert {"syncer/py.typed", "backends/py.typed"} <= names

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Obtain the `helm` binary (v3) that the chart tests run (tests/unit/test_helm_chart.py,
+# Obtain the `helm` binary (v3) that the chart tests run (tests/deploy/test_helm_chart.py,
 # tests/integration/test_helm.py).
 #
 #   build-helm.sh [HELM_VERSION]   default: $PSS_HELM_VERSION, else the pin below

@@ -9,7 +9,7 @@ nor its plugins take part, and nothing is written to $HOME.
 `values.schema.json` embeds the config file's JSON Schema (config/schema.json) as the `config`
 value's schema, so a bad config is refused at `helm install`. `python3 tests/stack/helm.py
 values-schema` (run by `make schema`) rewrites that part after config/schema.json changed;
-tests/unit/test_helm_chart.py fails while it is stale.
+tests/deploy/test_helm_chart.py fails while it is stale.
 """
 
 from __future__ import annotations
@@ -187,8 +187,8 @@ def values_schema_with_current_config() -> str:
         **_portable({k: v for k, v in config.items() if k != "description"}),
     }
     described = {
-        "description": "The daemon's configuration file (SPEC §3): YAML values, or the file's "
-                       "text (`--set-file config=FILE`, kept verbatim).",
+        "description": "The daemon's configuration file (docs/configuration.md): YAML values, "
+                       "or the file's text (`--set-file config=FILE`, kept verbatim).",
         "anyOf": [
             {"type": "string", "minLength": 1,
              "description": "The file's text, kept as it is (comments included); the daemon "

@@ -52,6 +52,24 @@ def _run(argv: list[str], *, what: str) -> None:
         raise RuntimeError(f"{what} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
+def source_copy(dest: Path) -> Path:
+    """The files git tracks (committed or staged) of the checkout, copied to `dest`: what a fresh
+    clone builds from. A build in the checkout itself would reuse its `build/` directory, where a
+    module deleted since the last build still lies and would end up in the wheel."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached"], cwd=REPO, capture_output=True,
+                            check=False)
+    names = [n for n in listed.stdout.decode().split("\0") if n] if listed.returncode == 0 else []
+    if not names:  # not a git checkout: the package sources and metadata
+        names = [str(p.relative_to(REPO)) for top in ("syncer", "backends")
+                 for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        names += ["pyproject.toml", "README.md"]
+    for name in names:
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 def build_wheel(source: Path, dest: Path) -> Path:
     """The project's wheel, built from `source` into `dest` (dependencies not included) with this
     interpreter's setuptools (no isolated build env to download: tests/package/ builds isolated)."""
@@ -127,7 +145,7 @@ def installed() -> Installed:
             root = Path(tempfile.mkdtemp(prefix="pss-product-"))
             if os.environ.get("PSS_KEEP_STACK_DIR") != "1":
                 atexit.register(shutil.rmtree, root, ignore_errors=True)
-            wheel = build_wheel(REPO, root / "dist")
+            wheel = build_wheel(source_copy(root / "src"), root / "dist")
             _installed = install_fast(wheel, root / "venv")
             os.environ["PSS_PRODUCT_VENV"] = str(_installed.venv)
         return _installed

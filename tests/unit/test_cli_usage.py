@@ -1,5 +1,5 @@
 """Bad flags and a bad environment are usage errors: exit 2, one line on stderr, no traceback,
-never "internal error" (SPEC §2)."""
+never "internal error" (docs/operations.md)."""
 
 from __future__ import annotations
 

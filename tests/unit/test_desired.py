@@ -1,7 +1,8 @@
 """desired.compute / selects / render_mapping: which namespaces get which Secret, and its bytes.
 
 Config values are built directly from the dataclasses in syncer/config.py (no YAML), so these
-tests pin the selection and rendering rules of SPEC §3-§4 independently of the config loader.
+tests pin the selection and rendering rules of docs/configuration.md independently of the
+config loader.
 """
 
 from __future__ import annotations

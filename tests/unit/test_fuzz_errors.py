@@ -1,4 +1,4 @@
-"""Fuzzing of the paths where untrusted content becomes an error message (SPEC §6, §7).
+"""Fuzzing of the paths where untrusted content becomes an error message (docs/operations.md).
 
 tests/unit/test_config.py fuzzes the config loader and test_dockerconfig.py the payload parser on
 its own. These cover what those do not: the whole read path of one credential (backend answer →

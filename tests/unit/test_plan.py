@@ -322,8 +322,8 @@ def test_unmanaged_secret_with_our_name_is_a_conflict_and_nothing_is_written_the
 
 
 def test_secret_whose_managed_by_label_was_removed_is_no_longer_ours() -> None:
-    # kube.parse_secret says managed only while our label is there (SPEC §4: a Secret without
-    # our label is never touched unless adoptExisting): such a Secret is a conflict.
+    # kube.parse_secret says managed only while our label is there (docs/configuration.md: a
+    # Secret without our label is never touched unless adoptExisting): such a Secret is a conflict.
     cfg = make_config(make_mapping(names=(NS,)))
     unlabelled = written_secret(cfg, "team-a")
     unlabelled = managed_secret(managed=False, labels={}, digest=unlabelled.digest)
@@ -363,7 +363,7 @@ def test_adopt_of_an_immutable_foreign_secret_is_a_conflict_not_a_write_refused_
 
     # immutable but already holding exactly our data: adopting changes only metadata, allowed
     ours = desired.render_mapping(cfg.mappings[0], CREDS).data
-    same = dataclasses.replace(theirs, data=ours)
+    same = dataclasses.replace(theirs, digest=model.digest(ours))
     assert lines(run_plan(cfg, make_view([ns(NS)], [same], [sa()])))[0] == (
         "adopt secret team-a-dev/regcred (dockerhub)")
 
@@ -769,7 +769,7 @@ def test_patch_fails_against_a_service_account_changed_since_it_was_read() -> No
         jsonpatch.apply_patch(newer, ops)
 
 
-# --- action output (SPEC §2) ---------------------------------------------------------------------
+# --- action output (docs/operations.md) -----------------------------------------------------------
 
 
 def content(credentials: tuple[str, ...]) -> model.SecretContent:
@@ -812,7 +812,7 @@ def test_json_output_has_the_spec_keys() -> None:
     ]
 
 
-# --- Secrets that cannot change in place (SPEC §4) -----------------------------------------------
+# --- Secrets that cannot change in place (docs/configuration.md) ----------------------------------
 
 
 def test_managed_secret_of_another_type_is_replaced_not_updated() -> None:

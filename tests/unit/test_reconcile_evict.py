@@ -1,6 +1,6 @@
-"""Evictions on FakeCluster with a fake clock: the rate limits of SPEC §5, a budget's refusal
-asked again later and never forced, Warning Events for Pods we never evict (hourly at most),
-and `plan`/`sync`'s one round."""
+"""Evictions on FakeCluster with a fake clock: the rate limits of docs/recycle-pods.md, a
+budget's refusal asked again later and never forced, Warning Events for Pods we never evict
+(hourly at most), and `plan`/`sync`'s one round."""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 _PATHS = {"namespaces": "/api/v1/namespaces", "serviceaccounts": "/api/v1/serviceaccounts",
-          "secrets": "/api/v1/secrets", "pods": "/api/v1/pods"}
+          "secrets": "/api/v1/secrets", "pods": "/api/v1/pods", "events": "/api/v1/events"}
 _DECODERS: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
     "namespaces": codec.namespace, "serviceaccounts": codec.service_account,
-    "secrets": codec.secret, "pods": codec.pod,
+    "secrets": codec.secret, "pods": codec.pod, "events": codec.event,
 }
 _LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 

@@ -18,7 +18,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from syncer import settings
+import syncer
+from syncer import model, settings
 from syncer.kube import errors, jsonlist, ratelimit
 from syncer.kube.client import translate
 
@@ -75,6 +76,11 @@ class Transport:
     def __init__(self, configuration: k8s.Configuration, *, qps: float, burst: int,
                  stop: threading.Event) -> None:
         self.api_client = k8s.ApiClient(configuration)
+        # The apiserver names a writer in metadata.managedFields after its User-Agent (up to the
+        # first "/"): ours is "pullsecret-syncer", which tells our changes from another writer's
+        # (who takes our imagePullSecrets entry out: syncer.fight). No query parameter is added,
+        # so request paths stay as they were.
+        self.api_client.user_agent = f"{model.FIELD_MANAGER}/{syncer.__version__}"
         self._stop = stop
         self._bucket = ratelimit.TokenBucket(qps, burst, stop=stop)
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from tests.unit import rbac_calls
+from tests.deploy import rbac_calls
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -36,7 +36,7 @@ CONFIG_PATH = "/etc/pullsecret-syncer/config.yaml"
 
 # The most the shipped RBAC may grant cluster-wide (core API group), plus leases in the syncer's
 # own namespace; what it does grant is exactly what the code calls (rbac_calls).
-SPEC_CLUSTER_RULES = {
+ALLOWED_CLUSTER_RULES = {
     "namespaces": {"get", "list", "watch"},
     "serviceaccounts": {"get", "list", "watch", "patch"},
     "secrets": {"get", "list", "watch", "create", "update", "patch", "delete"},
@@ -107,8 +107,8 @@ SECRET_KEYS = {"token", "password", "awssecretaccesskey", "secretaccesskey", "au
 
 
 def secret_bearing_keys(value: Any, path: str = "") -> list[str]:
-    """Keys whose value would be a secret (SPEC §3: none may live in the config). `auth` is
-    allowed as the Vault login block (a mapping), not as a string."""
+    """Keys whose value would be a secret (docs/configuration.md: none may live in the config).
+    `auth` is allowed as the Vault login block (a mapping), not as a string."""
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
@@ -161,7 +161,7 @@ def test_cluster_role_grants_exactly_the_verbs_the_code_calls(name: str) -> None
     calls = {(g, r, v) for g, r, v in rbac_calls.base_calls() if g == ""}
     assert rbac_calls.granted(role["rules"]) == calls
     for resource, verbs in granted.items():
-        assert verbs <= SPEC_CLUSTER_RULES[resource], resource
+        assert verbs <= ALLOWED_CLUSTER_RULES[resource], resource
     assert "aggregationRule" not in role
 
 
@@ -192,7 +192,7 @@ def test_leases_are_granted_only_in_the_syncers_own_namespace(name: str) -> None
         verbs.update(rule["verbs"])
     assert {"get", "create", "update"} <= verbs <= LEASE_VERBS_ALLOWED
     assert verbs == {v for g, r, v in rbac_calls.base_calls() if r == "leases"}
-    # the Lease is named by SPEC §5; get/update are pinned to it, `create` cannot be
+    # the Lease is named in docs/operations.md; get/update are pinned to it, `create` cannot be
     get_rules = [r for r in role["rules"] if "get" in r["verbs"]]
     assert all(r.get("resourceNames") == ["pullsecret-syncer"] for r in get_rules)
 

@@ -1,8 +1,9 @@
 """The RBAC verbs the code really calls, derived from the source of the one Kubernetes client
-(`syncer/kube/client/cluster.py`): every `self._http.call(METHOD, PATH, …)` and
-`self._http.stream(PATH, …)` is read with `ast` and turned into (API group, resource, verb) the
-way the apiserver authorizes it. A new call there changes what the manifests must grant; a
-grant that no call needs shows up as a difference.
+(`syncer/kube/client/cluster.py`): every `self._http.call(METHOD, PATH, …)`,
+`self._http.call_list(PATH, …)` (a paged list) and `self._http.stream(PATH, …)` is read
+with `ast` and turned into (API group, resource, verb) the way the apiserver authorizes it. A
+new call there changes what the manifests must grant; a grant that no call needs shows up as a
+difference.
 """
 
 from __future__ import annotations
@@ -83,9 +84,12 @@ def called() -> set[Grant]:
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Attribute)
-                and node.func.value.attr == "_http" and node.func.attr in ("call", "stream")):
+                and node.func.value.attr == "_http"
+                and node.func.attr in ("call", "call_list", "stream")):
             continue
-        if node.func.attr == "call":
+        if node.func.attr == "call_list":
+            method, path_node, stream = "GET", node.args[0], False
+        elif node.func.attr == "call":
             method_node, path_node = node.args[0], node.args[1]
             assert isinstance(method_node, ast.Constant), ast.dump(node)
             method, stream = str(method_node.value), False
@@ -108,10 +112,14 @@ def granted(rules: list[dict[str, object]]) -> set[Grant]:
 
 
 RECYCLE_PODS = {("", "pods"), ("", "pods/eviction")}  # granted only where recycling is on
+# Events are read back only by `plan` (the contested ServiceAccounts it lists), which a person runs
+# with their own credentials; the daemon never lists or watches them, so the manifests do not grant
+# it (without the grant `plan` prints one note). The generic list/watch of the client reaches them.
+PLAN_ONLY = {("", "events", "list"), ("", "events", "watch")}
 
 
 def base_calls() -> set[Grant]:
-    return {g for g in called() if (g[0], g[1]) not in RECYCLE_PODS}
+    return {g for g in called() if (g[0], g[1]) not in RECYCLE_PODS and g not in PLAN_ONLY}
 
 
 def recycle_calls() -> set[Grant]:

@@ -1,7 +1,8 @@
 """The Helm chart (deploy/helm/pullsecret-syncer) as the real `helm` renders it — no cluster here.
 
 `helm lint`, `helm template` with the default values and with every documented option, the values
-schema (bad values refused with a message naming the key), and the comparison SPEC §9 asks for:
+schema (bad values refused with a message naming the key), and the comparison docs/install.md
+promises:
 the chart's RBAC rules and pod security equal those of the kustomize base as `kubectl kustomize`
 renders it (plus components/recycle-pods with recyclePods.rbac=true).
 tests/integration/test_helm.py sends the same renders to a real apiserver and installs the chart.
@@ -362,7 +363,7 @@ def test_every_value_has_a_schema_entry_with_a_description() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the same RBAC and pod security as the kustomize base (SPEC §9)
+# the same RBAC and pod security as the kustomize base (docs/install.md)
 
 
 def rbac(docs: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -392,7 +393,7 @@ def test_rbac_equals_the_kustomize_base(
 def test_rbac_grants_exactly_the_verbs_the_code_calls(
     helm: helm_stack.Helm, recycle_pods: bool,
 ) -> None:
-    from tests.unit import rbac_calls
+    from tests.deploy import rbac_calls
 
     values = {"recyclePods": {"rbac": True}} if recycle_pods else None
     docs = [d for d in render(helm, values) if d not in hooks(render(helm, values))]
@@ -605,7 +606,8 @@ def test_config_value_is_the_mounted_file_and_the_daemon_accepts_it(
     path = tmp_path / "config.yaml"
     path.write_text(cm["data"]["config.yaml"], encoding="utf-8")
     config.load(path)
-    # no checksum of the config on the pods: a config change must not restart them (SPEC §5)
+    # no checksum of the config on the pods: a config change must not restart them
+    # (docs/operations.md)
     annotations = one(docs, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
     assert not [k for k in annotations if "checksum" in k or "config" in k]
 
