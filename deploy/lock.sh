@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Regenerate deploy/requirements.lock: exact `==` pins of the runtime dependencies declared in
 # pyproject.toml ([project].dependencies) and everything they pull in, as pip resolves them now
-# for CPython 3.11 on Linux. The container build installs exactly this set (deploy/Dockerfile).
-# Usage: bash deploy/lock.sh        (needs network access to PyPI; changes only the lock file)
+# for CPython 3.11 on Linux, each with the sha256 of every wheel the index has for it (any
+# platform, so an arm64 build checks its wheel too). pip then installs in hash-checking mode: a
+# wheel that differs from the one locked is refused. The container build installs exactly this set.
+# Usage: bash deploy/lock.sh              (needs the package index; changes only the lock file)
+#        bash deploy/lock.sh --hashes     (the same pins, hashes looked up again)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -10,6 +13,15 @@ python=${PYTHON:-python3}
 lock=$root/deploy/requirements.lock
 report=$(mktemp "${TMPDIR:-/tmp}/pss-lock.XXXXXX")
 trap 'rm -f "$report" "$report.deps"' EXIT
+index=${PIP_INDEX_URL:-https://pypi.org/simple}
+
+if [[ ${1:-} == --hashes ]]; then  # keep the pins, as a report pip could have written
+    "$python" - "$lock" >"$report" <<'PY'
+import json, re, sys
+pins = [re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line) for line in open(sys.argv[1])]
+print(json.dumps({"install": [{"metadata": {"name": m[1], "version": m[2]}} for m in pins if m]}))
+PY
+else
 
 # The runtime dependencies, read from pyproject.toml so the lock can never drift from it.
 "$python" - "$root/pyproject.toml" >"$report.deps" <<'PY'
@@ -24,13 +36,15 @@ PY
 # --only-binary: the image installs wheels only; no sdist gets built at image build time.
 "$python" -m pip install --quiet --dry-run --ignore-installed --only-binary=:all: \
     --report "$report" -r "$report.deps"
+fi
 
-"$python" - "$report" "$lock" <<'PY'
+"$python" - "$report" "$lock" "$index" <<'PY'
 import json
 import re
 import sys
+import urllib.request
 
-report_path, lock_path = sys.argv[1], sys.argv[2]
+report_path, lock_path, index = sys.argv[1], sys.argv[2], sys.argv[3].rstrip("/")
 with open(report_path, encoding="utf-8") as fh:
     report = json.load(fh)
 pins = sorted(
@@ -44,10 +58,25 @@ header = [
     "# their transitive dependencies, as resolved by pip for "
     f"{env.get('implementation_name', 'cpython')} {env.get('python_version', '3.11')} "
     f"on {env.get('sys_platform', 'linux')}.",
-    "# Installed with `pip install -r` by deploy/Dockerfile.",
+    "# Installed with `pip install -r` by deploy/Dockerfile, in hash-checking mode.",
 ]
+
+
+def wheel_hashes(name: str, version: str) -> list[str]:
+    """sha256 of every wheel of name==version on the index (its simple API page)."""
+    with urllib.request.urlopen(f"{index}/{name}/", timeout=60) as page:  # noqa: S310
+        html = page.read().decode()
+    stem = re.escape(re.sub(r"[-_.]+", "_", name)) + "-" + re.escape(version) + "-"
+    found = re.findall(rf'/({stem}[^/"#]*\.whl)#sha256=([0-9a-f]{{64}})', html, re.IGNORECASE)
+    if not found:
+        sys.exit(f"no wheel of {name}=={version} on {index}")
+    return sorted({digest for _, digest in found})
+
+
 with open(lock_path, "w", encoding="utf-8") as fh:
     fh.write("\n".join(header) + "\n")
-    fh.writelines(f"{name}=={version}\n" for name, version in pins)
-print(f"wrote {len(pins)} pins to {lock_path}")
+    for name, version in pins:
+        hashes = " \\\n".join(f"    --hash=sha256:{h}" for h in wheel_hashes(name, version))
+        fh.write(f"{name}=={version} \\\n{hashes}\n")
+print(f"wrote {len(pins)} pins with their wheels' hashes to {lock_path}")
 PY

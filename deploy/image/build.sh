@@ -49,11 +49,14 @@ if [[ $public == no ]]; then
     echo "image: wheelhouse deploy/wheelhouse/ (pip download on the host)"
     # Only wheels, for the image's interpreter (CPython 3.11 on Linux x86_64/glibc), whatever
     # interpreter runs this script.
+    target=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311
+            --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64
+            --platform manylinux_2_28_x86_64 --platform linux_x86_64)
+    # the lock (checked against its hashes), then the build tools of the build stages
     "$python" -m pip download --quiet --disable-pip-version-check --dest deploy/wheelhouse \
-        --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
-        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux_2_28_x86_64 --platform linux_x86_64 \
-        --requirement deploy/requirements.lock "pip==$pip_version" "setuptools>=68" wheel
+        "${target[@]}" --requirement deploy/requirements.lock
+    "$python" -m pip download --quiet --disable-pip-version-check --dest deploy/wheelhouse \
+        "${target[@]}" "pip==$pip_version" "setuptools>=68" wheel
     args+=(--build-arg "PIP_OPTIONS=--no-index --find-links=/wheelhouse")
 fi
 

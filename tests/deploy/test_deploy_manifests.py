@@ -709,16 +709,31 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_the_rest() -> N
         assert dockerignore_excludes(outside), outside
 
 
-def lock_pins() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for line in (DEPLOY / "requirements.lock").read_text().splitlines():
+def lock_entries() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) of deploy/requirements.lock."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    text = (DEPLOY / "requirements.lock").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        name, sep, version = line.partition("==")
-        assert sep and version and not re.search(r"[<>=!~;, ]", version), line
-        pins[re.sub(r"[-_.]+", "-", name).lower()] = version
-    return pins
+        spec, *options = line.split()
+        name, sep, version = spec.partition("==")
+        assert sep and version and not re.search(r"[<>=!~;,]", version), line
+        hashes = [o.removeprefix("--hash=sha256:") for o in options]
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), line
+        entries[re.sub(r"[-_.]+", "-", name).lower()] = (version, hashes)
+    return entries
+
+
+def lock_pins() -> dict[str, str]:
+    return {name: version for name, (version, _) in lock_entries().items()}
+
+
+def test_every_pin_of_the_lock_carries_its_wheels_hashes() -> None:
+    """pip installs the lock in hash-checking mode: a wheel other than the locked one is refused."""
+    for name, (_, hashes) in lock_entries().items():
+        assert hashes, f"{name} has no --hash in deploy/requirements.lock (run deploy/lock.sh)"
 
 
 def test_lock_pins_every_runtime_dependency_within_pyproject_ranges() -> None:
