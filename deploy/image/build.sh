@@ -61,6 +61,12 @@ if [[ $public == no ]]; then
 fi
 
 echo "image: docker build -f deploy/Dockerfile -t $image"
+previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 DOCKER_BUILDKIT=0 docker build --quiet -f deploy/Dockerfile "${args[@]}" -t "$image" . >/dev/null
+# The image this tag named before: its own last layer (the copied venv, ≈ 200 MB) would otherwise
+# stay in the data root for every rebuild. The build stages' images stay: they are the cache.
+if [[ -n $previous && $previous != "$(docker image inspect --format '{{.Id}}' "$image")" ]]; then
+    docker rmi "$previous" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect --format '{{.Size}}' "$image")
 echo "image: built $image ($((size / 1000000)) MB) in $((SECONDS - began)) s"
