@@ -1,8 +1,8 @@
 """The one interface every credential backend implements, its value types and its error tree.
 
 A backend reads one secret (a :class:`CredentialRef`) and returns its raw :class:`Payload`; turning
-that payload into registry auths is `syncer.dockerconfig`'s job. Library exceptions never leave a
-backend module: they are wrapped in a :class:`BackendError` subclass whose message names paths and
+that payload into registry auths is `syncer.core.dockerconfig`'s job. Library exceptions never leave
+a backend module: they are wrapped in a :class:`BackendError` subclass whose message names paths and
 fields, never values.
 """
 

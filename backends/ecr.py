@@ -2,7 +2,7 @@
 
 Every fetch issues a new token (12 h on real ECR), so this backend ``issues_tokens``: its payload
 carries ``expires_at`` and the refresher renews it before expiry (``renewBefore``, see
-`syncer.renewal`) instead of reading it every ``refreshInterval``. The registry key is the host
+`syncer.core.renewal`) instead of reading it every ``refreshInterval``. The registry key is the host
 of the token's ``proxyEndpoint``. Session, assumed role and error map: `backends.aws_common`.
 """
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from benchmarks import harness
-from syncer import renewal
+from syncer.core import renewal
 from tests.integration.daemonproc import wait_until
 from tests.stack import ecrtokens
 

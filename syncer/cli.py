@@ -17,21 +17,15 @@ from typing import NoReturn
 
 import syncer
 from backends import base
-from syncer import (
-    config,
-    credentials,
-    display,
-    fight,
-    model,
-    observability,
-    plan,
-    progress,
-    publish,
-    recycle,
-    settings,
-)
+from syncer import config
+from syncer.core import model, settings
+from syncer.credentials import fetch as credentials
+from syncer.credentials import publish
+from syncer.decide import fight, plan, progress, recycle
 from syncer.kube import api, client, errors
+from syncer.present import display
 from syncer.reconcile import engine, evict, observe, uninstall
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer")
 

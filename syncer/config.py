@@ -20,7 +20,8 @@ from pydantic_core import PydanticCustomError
 
 import backends
 from backends import base
-from syncer import configerrors, configmodels, configschema, configvalues, configyaml, dockerconfig
+from syncer import configerrors, configmodels, configschema, configvalues, configyaml
+from syncer.core import dockerconfig
 
 ConfigError = configerrors.ConfigError
 check_instance = configmodels.check_instance

@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from backends import base, durations
-from syncer import dockerconfig
+from syncer.core import dockerconfig
 
 Duration = durations.Duration
 parse_duration = durations.parse_duration

@@ -13,7 +13,7 @@ from pathlib import Path
 import pydantic
 
 from backends import base
-from syncer import dockerconfig, frozen
+from syncer.core import dockerconfig, frozen
 
 FrozenMap = frozen.FrozenMap
 

@@ -1,7 +1,7 @@
 """`ClusterAPI`: the one typed boundary between the syncer and a Kubernetes cluster.
 
 Everything above it (reconcile passes, watch caches, leader election) speaks only the records of
-`syncer.model`; below it sit the real client (`syncer.kube.client`, the only importer of
+`syncer.core.model`; below it sit the real client (`syncer.kube.client`, the only importer of
 `kubernetes`) and the in-memory `syncer.kube.fake.FakeCluster`. Both raise only
 `syncer.kube.errors`. A contract suite (`tests/contract/`) runs the same cases on both.
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
-from syncer import model
+from syncer.core import model
 
 R = TypeVar("R")
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]

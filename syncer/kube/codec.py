@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from syncer import model
+from syncer.core import model
 
 JsonObject = dict[str, Any]
 
@@ -235,7 +235,7 @@ def service_account_patch(change: model.ServiceAccountChange) -> list[JsonObject
     if change.track_fields:
         # The apiserver tracks fields on an update only if the object already has managedFields;
         # one entry of ours (what this very patch writes) starts it, so that the next writer
-        # who takes our entry out is named (syncer.fight).
+        # who takes our entry out is named (syncer.decide.fight).
         ops.append({"op": "add", "path": "/metadata/managedFields", "value": [{
             "manager": model.FIELD_MANAGER, "operation": "Update", "apiVersion": "v1",
             "fieldsType": "FieldsV1", "fieldsV1": {"f:imagePullSecrets": {}}}]})

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from syncer import model
+from syncer.core import model
 from syncer.kube import api, errors, fakepods
 
 MAX_SECRET_BYTES = 1024 * 1024

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from syncer import model
+from syncer.core import model
 from syncer.kube import api, errors
 
 Key = tuple[str, str]

@@ -11,8 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from syncer import desired, model, observability, plan
+from syncer.core import model
+from syncer.decide import desired, plan
 from syncer.kube import api, errors
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.reconcile")
 

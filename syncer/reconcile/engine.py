@@ -12,9 +12,12 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from syncer import config, desired, dockerconfig, fight, model, observability, plan
+from syncer import config
+from syncer.core import dockerconfig, model
+from syncer.decide import desired, fight, plan
 from syncer.kube import api, errors
 from syncer.reconcile import apply, findings
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.reconcile")
 

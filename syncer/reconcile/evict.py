@@ -19,9 +19,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from syncer import config, dockerconfig, model, observability, plan, recycle
+from syncer import config
+from syncer.core import dockerconfig, model
+from syncer.decide import plan, recycle
 from syncer.kube import api, errors
 from syncer.reconcile import findings
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.reconcile")
 

@@ -11,8 +11,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from syncer import desired, fight, model, observability, plan, recycle
+from syncer.core import model
+from syncer.decide import desired, fight, plan, recycle
 from syncer.kube import api, errors
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.reconcile")
 

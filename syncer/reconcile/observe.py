@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from syncer import config, fight, model, plan
+from syncer import config
+from syncer.core import model
+from syncer.decide import fight, plan
 from syncer.kube import api
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from syncer import model, observability, plan, teardown
+from syncer.core import model
+from syncer.decide import plan, teardown
 from syncer.kube import api, errors
 from syncer.reconcile import apply, engine
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.reconcile")
 

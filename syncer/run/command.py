@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 
 from backends import base
-from syncer import config, settings
+from syncer import config
+from syncer.core import settings
 from syncer.kube import client, errors
 from syncer.run import daemon
 

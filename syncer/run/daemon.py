@@ -19,20 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from backends import base
-from syncer import (
-    config,
-    credentials,
-    fight,
-    model,
-    observability,
-    plan,
-    progress,
-    publish,
-    settings,
-)
+from syncer import config
+from syncer.core import model, settings
+from syncer.credentials import fetch as credentials
+from syncer.credentials import publish
+from syncer.decide import fight, plan, progress
 from syncer.kube import api, errors
 from syncer.reconcile import engine, observe
 from syncer.run import informer, leader, loops, queue, recycler, refresher
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.run")
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic
 
-from syncer import model
+from syncer.core import model
 from syncer.kube import api, errors
 
 log = logging.getLogger("syncer.run")

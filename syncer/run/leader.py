@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from syncer import model
+from syncer.core import model
 from syncer.kube import errors
 
 log = logging.getLogger("syncer.run")

@@ -12,7 +12,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
-from syncer import observability
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.run")
 MAX_BACKOFF = 30.0

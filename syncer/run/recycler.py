@@ -18,10 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from syncer import config, dockerconfig, model, observability, plan, recycle
+from syncer import config
+from syncer.core import dockerconfig, model
+from syncer.decide import plan, recycle
 from syncer.kube import api, errors
 from syncer.reconcile import evict, findings
 from syncer.run import informer, queue
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.run")
 

@@ -7,8 +7,8 @@ A read whose content differs from the last good one reports the credential as ch
 the publish gate (registry verification) let it through; a rejected value is not published and
 not checked again while the backend keeps returning it.
 
-A token is renewed when less than `renewBefore` of its life is left (`syncer.renewal`), never on
-the interval, so between renewals an idle cycle makes no backend call and no write; a token that
+A token is renewed when less than `renewBefore` of its life is left (`syncer.core.renewal`), never
+on the interval, so between renewals an idle cycle makes no backend call and no write; a token that
 can no longer be published (expired, or in its last minute) is never handed out.
 
 `step()` does what is due now and says how long to wait; `run()` is that in a loop. Tests call
@@ -25,7 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from backends import base
-from syncer import config, credentials, dockerconfig, observability, renewal
+from syncer import config
+from syncer.core import dockerconfig, renewal
+from syncer.credentials import fetch as credentials
+from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.run")
 

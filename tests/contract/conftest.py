@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from syncer import model, settings
+from syncer.core import model, settings
 from syncer.kube import client as kube_client
 from syncer.kube import fake
 from tests.stack import workloads

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from syncer import model, plan
+from syncer.core import model
+from syncer.decide import plan
 from syncer.kube import api, errors
 
 PW = "pw-SENTINEL-contract"

@@ -447,7 +447,7 @@ def test_default_deployment_matches_the_base_apart_from_helm_labels(
     assert c["args"] == [*b["args"], "--log-level", "info", "--kube-qps", "20",
                          "--kube-burst", "40"]
     parsed = cli_args([*entrypoint()[1:], *c["args"]])
-    from syncer import settings
+    from syncer.core import settings
 
     assert (parsed.kube_qps, parsed.kube_burst) == (settings.DEFAULT_QPS, settings.DEFAULT_BURST)
     assert parsed.log_level == "info"

@@ -22,7 +22,7 @@ from stack import aws as aws_stack
 from stack import ecrtokens, procs
 
 from backends import base, ecr
-from syncer import dockerconfig
+from syncer.core import dockerconfig
 
 pytestmark = pytest.mark.integration
 

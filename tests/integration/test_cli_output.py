@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from syncer import progress
+from syncer.decide import progress
 from tests import screen
 from tests.integration.conftest import (
     REPO,

@@ -1,6 +1,7 @@
-"""The registry login check (syncer/verify.py) against a real registry: CNCF distribution with
-htpasswd (Basic) over plain HTTP and over TLS, and in `auth: token` mode (Bearer) with a token
-server; faults from the fault proxy in front of them; skopeo as the real client that must agree.
+"""The registry login check (syncer/credentials/verify.py) against a real registry: CNCF
+distribution with htpasswd (Basic) over plain HTTP and over TLS, and in `auth: token` mode (Bearer)
+with a token server; faults from the fault proxy in front of them; skopeo as the real client that
+must agree.
 
 Requests are counted by independent observers — the registry's own access log, the token
 server's request log, the fault proxy — never by the code under test. Every Outcome, every log
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 from stack import procs, skopeo, wait
 
-from syncer import verify
+from syncer.credentials import verify
 from tests.integration.conftest import SENTINEL, find_leaks
 
 pytestmark = pytest.mark.integration
@@ -334,7 +335,7 @@ def test_insecure_skip_verify_is_ok_and_warns(registry_factory, login, caplog):
 
     assert outcome.result == "ok", outcome
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING
-                and r.name == "syncer.verify"]
+                and r.name == "syncer.credentials.verify"]
     assert [getattr(r, "registry", None) for r in warnings] == [registry.key]
 
 

@@ -192,7 +192,7 @@ mappings:{mappings}
 def test_a_check_ends_within_its_request_bound_whatever_the_registry_does(
     answer: Callable[[socket.socket, bytes, int], None], hostile: Callable[..., HostileRegistry],
 ) -> None:
-    from syncer import verify
+    from syncer.credentials import verify
 
     server = hostile(answer)
     started = time.monotonic()
@@ -209,7 +209,8 @@ def test_checks_of_one_credential_run_side_by_side(
     hostile: Callable[..., HostileRegistry], registry_factory: Callable[..., Any],
 ) -> None:
     """Three dripping registries in one credential cost one bound, not three."""
-    from syncer import config, publish, verify
+    from syncer import config
+    from syncer.credentials import publish, verify
 
     servers = [hostile(drip) for _ in range(3)]
     real = registry_factory(auth="htpasswd", users={USER: GOOD})

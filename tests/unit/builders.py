@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncer import config, dockerconfig
+from syncer import config
+from syncer.core import dockerconfig
 
 
 def make_mapping(

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from pydantic.alias_generators import to_camel
 
 from backends import base
-from syncer import config, dockerconfig
+from syncer import config
+from syncer.core import dockerconfig
 
 SENTINEL = "pw-SENTINEL-7f3a"
 

@@ -11,7 +11,9 @@ import json
 
 import pytest
 
-from syncer import config, desired, model
+from syncer import config
+from syncer.core import model
+from syncer.decide import desired
 from tests.unit.builders import basic, make_config, make_mapping
 
 SENTINEL = "pw-SENTINEL-7f3a"

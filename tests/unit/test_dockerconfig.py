@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncer import dockerconfig
+from syncer.core import dockerconfig
 
 SENTINEL = "pw-SENTINEL-7f3a"
 DEFAULT = dockerconfig.FieldNames()

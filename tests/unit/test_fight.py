@@ -1,4 +1,4 @@
-"""The fight state machine (`syncer.fight`) on a fake clock: when a ServiceAccount becomes
+"""The fight state machine (`syncer.decide.fight`) on a fake clock: when a ServiceAccount becomes
 contested, how long restores wait, when the back-off resets, and what is not a removal."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from syncer import fight, model, plan
+from syncer.core import model
+from syncer.decide import fight, plan
 from syncer.kube import codec
 
 NS, SA = "team-a", "default"

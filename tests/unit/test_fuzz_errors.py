@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
 from backends import aws, base
-from syncer import config, credentials, dockerconfig
+from syncer import config
+from syncer.core import dockerconfig
+from syncer.credentials import fetch as credentials
 from syncer.kube import errors as kube
 from syncer.kube.client.translate import translate
 

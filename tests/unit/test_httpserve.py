@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncer import httpserve
+from syncer.telemetry import httpserve
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncer import dockerconfig, keyring
+from syncer.core import dockerconfig, keyring
 
 HUB = dockerconfig.DOCKER_HUB  # what every Docker Hub spelling normalizes to
 

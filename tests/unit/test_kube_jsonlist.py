@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from syncer import model
+from syncer.core import model
 from syncer.kube import codec, jsonlist
 
 DOC = {

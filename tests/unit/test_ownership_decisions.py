@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from syncer import config, model, observability, plan
+from syncer import config
+from syncer.core import model
+from syncer.decide import plan
 from syncer.kube import fake
 from syncer.reconcile import engine, observe, uninstall
+from syncer.telemetry import observability
 from tests.unit import builders
 
 CREDS = {"dockerhub": builders.basic("docker.io", "u", "pw-SENTINEL-own")}

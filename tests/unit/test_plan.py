@@ -16,7 +16,9 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from syncer import config, desired, dockerconfig, model, plan
+from syncer import config
+from syncer.core import dockerconfig, model
+from syncer.decide import desired, plan
 from syncer.kube import codec
 from tests.unit.builders import basic, make_config, make_mapping
 

@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
-from syncer import display, model, observability, plan, progress, settings
+from syncer.core import model, settings
+from syncer.decide import plan, progress
 from syncer.kube import fake
+from syncer.present import display
 from syncer.run import daemon
+from syncer.telemetry import observability
 from tests import screen
 from tests.unit import fakes
 

@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
-from syncer import config, credentials, dockerconfig, model, observability
+from syncer import config
+from syncer.core import dockerconfig, model
+from syncer.credentials import fetch as credentials
 from syncer.kube import errors, fake
 from syncer.reconcile import engine, findings, observe
+from syncer.telemetry import observability
 from tests.unit import fakes
 
 NS = "team-a"
@@ -208,7 +211,7 @@ def test_writes_are_counted_in_the_metrics(cluster: fake.FakeCluster, cfg: confi
 
 def test_uninstall_unpatches_first_then_deletes_and_keeps_everything_else(
         cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
-    from syncer import plan
+    from syncer.decide import plan
     from syncer.reconcile import uninstall
 
     run_pass(cluster, cfg, creds)

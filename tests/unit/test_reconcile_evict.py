@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from syncer import model, observability, plan, recycle
+from syncer.core import model
+from syncer.decide import plan, recycle
 from syncer.kube import errors, fake
 from syncer.reconcile import evict, findings
+from syncer.telemetry import observability
 from tests.unit import builders, fakes
 
 NS = "team-a"

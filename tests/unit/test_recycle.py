@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from syncer import config, model, plan, recycle
+from syncer import config
+from syncer.core import model
+from syncer.decide import plan, recycle
 from tests.unit import builders
 
 NS = "team-a"

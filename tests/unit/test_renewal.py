@@ -1,4 +1,4 @@
-"""The renewal schedule of token credentials (syncer.renewal), with fixed random values and a
+"""The renewal schedule of token credentials (syncer.core.renewal), with fixed random values and a
 fake clock: when a token is renewed, when it stops being publishable, how failed renewals back
 off."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncer import renewal
+from syncer.core import renewal
 
 H = 3600.0
 T0 = 1_700_000_000.0  # fetched_at of most cases

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from syncer import config, settings
+from syncer import config
+from syncer.core import settings
 from syncer.kube import errors, fake
 from syncer.run import daemon
 from tests.unit import fakes

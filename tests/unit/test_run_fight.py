@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from syncer import fight, settings
+from syncer.core import settings
+from syncer.decide import fight
 from syncer.kube import fake
 from syncer.run import daemon
 from tests.unit import fakes

@@ -7,7 +7,7 @@ import dataclasses
 import threading
 import time
 
-from syncer import model
+from syncer.core import model
 from syncer.kube import api, errors, fake
 from syncer.run import informer
 

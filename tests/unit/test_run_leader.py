@@ -184,7 +184,7 @@ def test_the_daemon_writes_only_while_the_elector_is_inside_its_renew_deadline(
         cluster: fake.FakeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`Daemon.leading` — the `proceed` asked before every write of a pass — follows the
     elector's deadline, not its flag."""
-    from syncer import settings
+    from syncer.core import settings
     from syncer.run import daemon
 
     path = fakes.write_config(tmp_path)

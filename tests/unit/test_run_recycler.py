@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from syncer import model, observability, settings
+from syncer.core import model, settings
 from syncer.kube import errors, fake
 from syncer.run import daemon, informer, recycler
+from syncer.telemetry import observability
 from tests.unit import fakes
 
 IMAGE = "ghcr.io/org/app:1"  # the `ghcr` credential of tests/unit/fakes.py covers it

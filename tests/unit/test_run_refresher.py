@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from backends import base
-from syncer import config, observability
+from syncer import config
 from syncer.run import loops, queue, refresher
+from syncer.telemetry import observability
 from tests.unit import fakes
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from backends import base
-from syncer import config, observability
+from syncer import config
 from syncer.run import refresher
+from syncer.telemetry import observability
 from tests.unit import fakes
 
 HOUR = 3600.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncer import challenges, verify
+from syncer.credentials import challenges, verify
 
 OPTIONS = verify.Options()
 
@@ -88,7 +88,7 @@ def test_entries_without_a_usable_credential_are_rejected_without_network(entry)
 def test_verify_reads_every_auth_form_the_payload_parser_accepts(auth):
     """A credential the payload parser publishes is presented, not refused without asking:
     nothing listens on port 9, so a presented credential ends `unreachable`, never `rejected`."""
-    from syncer import dockerconfig
+    from syncer.core import dockerconfig
 
     assert dockerconfig.split_auth(auth) is not None
     outcome = verify.check("127.0.0.1:9", {"auth": auth}, options=OPTIONS, deadline=5)

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
-from syncer import model, settings
+from syncer.core import model, settings
 from syncer.kube import api, codec, errors
 from syncer.kube.client import transport
 

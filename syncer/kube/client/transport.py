@@ -19,7 +19,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 import syncer
-from syncer import model, settings
+from syncer.core import model, settings
 from syncer.kube import errors, jsonlist, ratelimit
 from syncer.kube.client import translate
 
@@ -78,8 +78,8 @@ class Transport:
         self.api_client = k8s.ApiClient(configuration)
         # The apiserver names a writer in metadata.managedFields after its User-Agent (up to the
         # first "/"): ours is "pullsecret-syncer", which tells our changes from another writer's
-        # (who takes our imagePullSecrets entry out: syncer.fight). No query parameter is added,
-        # so request paths stay as they were.
+        # (who takes our imagePullSecrets entry out: syncer.decide.fight). No query parameter is
+        # added, so request paths stay as they were.
         self.api_client.user_agent = f"{model.FIELD_MANAGER}/{syncer.__version__}"
         self._stop = stop
         self._bucket = ratelimit.TokenBucket(qps, burst, stop=stop)

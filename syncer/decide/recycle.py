@@ -28,7 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from syncer import config, desired, dockerconfig, keyring, model, plan
+from syncer import config
+from syncer.core import dockerconfig, keyring, model
+from syncer.decide import desired, plan
 
 STUCK = frozenset({"ErrImagePull", "ImagePullBackOff"})
 EVENT_REASON = "PullSecretMissing"

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from syncer import config, desired, model
+from syncer import config
+from syncer.core import model
+from syncer.decide import desired
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from syncer import plan
+from syncer.decide import plan
 
 INTERVAL = 10.0  # seconds between two plain progress lines (CI logs, `run`)
 RATE_WINDOW = 10.0  # the rate shown is the one over the last this many seconds

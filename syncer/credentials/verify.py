@@ -44,7 +44,8 @@ import requests.auth
 import urllib3.exceptions
 
 import syncer
-from syncer import challenges, dockerconfig, verifyhttp
+from syncer.core import dockerconfig
+from syncer.credentials import challenges, verifyhttp
 
 log = logging.getLogger(__name__)
 

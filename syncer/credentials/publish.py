@@ -1,5 +1,5 @@
 """The publish gate: before a new value of a credential with `verify` reaches any Secret, each of
-its registries is asked for the `docker login` check (`syncer.verify`).
+its registries is asked for the `docker login` check (`syncer.credentials.verify`).
 
 Called once per new value — not per namespace, not per refresh of an unchanged value. A
 definite rejection keeps the value out (the last published one stays, the credential is reported
@@ -15,9 +15,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from syncer import config, dockerconfig, observability, verify
+from syncer import config
+from syncer.core import dockerconfig
+from syncer.credentials import verify
+from syncer.telemetry import observability
 
-log = logging.getLogger("syncer.publish")
+log = logging.getLogger("syncer.credentials.publish")
 
 Checker = Callable[..., verify.Outcome]
 

@@ -15,7 +15,7 @@ from typing import Any
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from syncer import httpserve
+from syncer.telemetry import httpserve
 
 PREFIX = "pullsecret_syncer_"
 LOG_KEYS = ("credential", "mapping", "namespace", "action", "kind", "object", "registry", "error",
@@ -126,7 +126,7 @@ def setup_logging(*, fmt: str = "text", level: str = "info") -> None:
 
 
 class HttpServer:
-    """Serves /metrics, /healthz and /readyz on one background thread (`syncer.httpserve`)."""
+    """Serves /metrics, /healthz and /readyz on one background thread (`telemetry.httpserve`)."""
 
     def __init__(self, addr: str, *, metrics: Metrics, healthy: Callable[[], bool],
                  ready: Callable[[], bool]) -> None:

@@ -10,7 +10,8 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from syncer import config, dockerconfig, model
+from syncer import config
+from syncer.core import dockerconfig, model
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from syncer import model
+from syncer.core import model
 
 THRESHOLD = 3  # removals by the same other manager ...
 WINDOW = 600.0  # ... within this many seconds make a ServiceAccount contested

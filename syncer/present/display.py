@@ -23,7 +23,7 @@ from typing import TextIO
 import tqdm
 import tqdm.contrib.logging
 
-from syncer import plan, progress
+from syncer.decide import plan, progress
 from syncer.reconcile import evict
 
 TICK_SECONDS = 0.5  # how often the bar (or the plain line's clock) is looked at between writes

@@ -16,7 +16,9 @@ import tenacity
 
 import backends
 from backends import base
-from syncer import config, dockerconfig, observability, renewal
+from syncer import config
+from syncer.core import dockerconfig, renewal
+from syncer.telemetry import observability
 
 log = logging.getLogger(__name__)
 

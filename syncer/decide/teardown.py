@@ -3,7 +3,8 @@ Secrets, or every installation's with `--all-instances`."""
 
 from __future__ import annotations
 
-from syncer import model, plan
+from syncer.core import model
+from syncer.decide import plan
 
 
 def actions(view: model.ClusterView, *, instance: str | None) -> tuple[plan.Action, ...]:

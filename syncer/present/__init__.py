@@ -1,0 +1,1 @@
+"""What a person sees: the lines and live progress of `sync` and `uninstall`."""
