@@ -172,6 +172,9 @@ class Daemon:
     def shutdown(self) -> None:
         log.info("stopping")
         self.stop.set()
+        self.queue.close()  # the worker, waiting for work, stops waiting now
+        self.recycler.close()
+        self.refresher.close()
         for thread in self.threads:
             if thread.name == "worker":
                 thread.join(timeout=8.0)  # the in-flight write finishes, the rest waits

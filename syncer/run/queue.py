@@ -21,6 +21,7 @@ class WorkQueue:
         self._full = False
         self._later: list[tuple[float, int, frozenset[str] | None]] = []
         self._seq = itertools.count()
+        self._closed = False
 
     def add(self, namespace: str | None) -> None:
         with self._cond:
@@ -51,11 +52,17 @@ class WorkQueue:
                 self._pending.update(item)
         return self._later[0][0] - now if self._later else None
 
+    def close(self) -> None:
+        """Shutdown: a waiting `take` returns None now, and every later one at once."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
     def take(self, timeout: float) -> tuple[bool, set[str]] | None:
-        """Wait up to `timeout` for work: (full pass?, namespaces), or None."""
+        """Wait up to `timeout` for work: (full pass?, namespaces), or None (also once closed)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
+            while not self._closed:
                 next_due = self._promote_due()
                 if self._full or self._pending:
                     full, pending = self._full, self._pending
@@ -65,6 +72,7 @@ class WorkQueue:
                 if left <= 0:
                     return None
                 self._cond.wait(left if next_due is None else min(left, max(next_due, 0.001)))
+            return None
 
     def delayed(self) -> int:
         with self._cond:

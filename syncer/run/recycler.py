@@ -71,6 +71,11 @@ class Recycler:
         self._wake.set()
         self.notify(None)
 
+    def close(self) -> None:
+        """Shutdown: both threads stop waiting now."""
+        self.queue.close()
+        self._wake.set()
+
     def enabled(self) -> bool:
         return self._cfg is not None and recycle.enabled(self._cfg)
 

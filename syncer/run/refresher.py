@@ -141,6 +141,10 @@ class Refresher:
                     state.next_due = min(state.next_due, now)
         self._wake.set()
 
+    def close(self) -> None:
+        """Shutdown: the loop stops waiting now."""
+        self._wake.set()
+
     def set_active(self, active: bool) -> None:
         """Only the leader reads backends; a standby replica keeps quiet."""
         if active:

@@ -347,7 +347,7 @@ def slow_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
                       backends={"vault": backend}, open_backends=lambda c: {"vault": backend},
                       watch_timeout=5, poll_interval=0.05, progress_interval=0.3)
     yield {"daemon": d, "cluster": cluster, "delay": delay}
-    d.stop.set()
+    d.shutdown()
     cluster.end_watches()
     for t in d.threads:
         t.join(5)

@@ -28,7 +28,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
                       watch_timeout=5, poll_interval=0.05)
     d.start()
     yield {"daemon": d, "cluster": cluster, "path": path, "backend": backend}
-    d.stop.set()
+    d.shutdown()
     cluster.end_watches()
     for t in d.threads:
         t.join(5)

@@ -38,7 +38,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
                       fights=fight.Tracker(base=BASE, cap=4 * BASE))
     d.start()
     yield {"daemon": d, "cluster": cluster}
-    d.stop.set()
+    d.shutdown()
     cluster.end_watches()
     for t in d.threads:
         t.join(5)

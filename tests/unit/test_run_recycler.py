@@ -52,7 +52,7 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
 
     yield make
     for d in made:
-        d.stop.set()
+        d.shutdown()
         for t in d.threads:
             t.join(5)
 
