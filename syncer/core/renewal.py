@@ -206,7 +206,8 @@ class TokenSchedule:
     renew_before: float | None = None
 
     def takes(self, *, now: float, expires_at: float | None) -> bool:
-        """A token that arrives without an end, expired, or in its last minute is refused."""
+        """A token that arrives without an end or already expired is refused (its lifetime counts
+        from its arrival, so the safety margin of :func:`publishable` is that of its length)."""
         return expires_at is not None and publishable(now=now, fetched_at=now,
                                                       expires_at=expires_at)
 

@@ -110,8 +110,8 @@ def schedule(spec: config.CredentialSpec) -> renewal.Schedule:
 
 
 def check_fresh(name: str, fetched: Fetched, sched: renewal.Schedule, *, now: float) -> None:
-    """A value its schedule refuses as it arrives is a failed read: an expired token is never
-    published, nor one that arrives in its last minute."""
+    """A value its schedule refuses as it arrives is a failed read: a token that arrives
+    without an end or expired is never published."""
     if not sched.takes(now=now, expires_at=fetched.expires_at):
         raise CredentialError(name, "the backend issued a token that is already expired or "
                                     "about to")
