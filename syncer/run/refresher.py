@@ -3,7 +3,8 @@ given per credential by `schedule`) says — once per refreshInterval, or for a 
 (aws-ecr) once per renewal.
 
 Keeps the last good value of every credential. A failing read keeps that value, marks the
-credential unhealthy and retries with exponential backoff and jitter, capped at the interval.
+credential unhealthy and retries after the wait its schedule gives (exponential backoff with
+jitter: capped at the interval, or for a token landing before the held one expires).
 A read whose content differs from the last good one reports the credential as changed — after
 the publish gate (registry verification) let it through; a rejected value is not published and
 not checked again while the backend keeps returning it.
