@@ -101,11 +101,18 @@ def fetch(spec: config.CredentialSpec, backend: base.Backend) -> Fetched:
     return Fetched(auths, payload.expires_at)
 
 
-def check_token(name: str, fetched: Fetched, *, now: float) -> None:
-    """An expired token is never published: one that arrives expired (or in its last minute)
-    is a failed read."""
-    if fetched.expires_at is None or not renewal.publishable(
-            now=now, fetched_at=now, expires_at=fetched.expires_at):
+def schedule(spec: config.CredentialSpec) -> renewal.Schedule:
+    """When `spec` is read again (the one place that asks): a backend that issues tokens
+    (aws-ecr) is renewed by expiry (`renewBefore`), any other is read every refreshInterval."""
+    if spec.issues_tokens:
+        return renewal.TokenSchedule(getattr(spec.ref.options, "renew_before", None))
+    return renewal.IntervalSchedule(spec.refresh_interval)
+
+
+def check_fresh(name: str, fetched: Fetched, sched: renewal.Schedule, *, now: float) -> None:
+    """A value its schedule refuses as it arrives is a failed read: a token that arrives
+    without an end or expired is never published."""
+    if not sched.takes(now=now, expires_at=fetched.expires_at):
         raise CredentialError(name, "the backend issued a token that is already expired or "
                                     "about to")
 
@@ -157,8 +164,7 @@ def read_all(
         )
         try:
             fetched = retrying(fetch, spec, opened[spec.backend])
-            if spec.issues_tokens:
-                check_token(name, fetched, now=clock())
+            check_fresh(name, fetched, schedule(spec), now=clock())
         except CredentialError as exc:
             failed[name] = exc
             continue

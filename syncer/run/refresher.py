@@ -1,15 +1,19 @@
-"""Per-credential refresh: one backend read per credential per refreshInterval — or, for token
-credentials (aws-ecr), one fetch per renewal.
+"""Per-credential refresh: each credential is read when its schedule (`syncer.core.renewal`,
+given per credential by `schedule`) says — once per refreshInterval, or for a token credential
+(aws-ecr) once per renewal.
 
 Keeps the last good value of every credential. A failing read keeps that value, marks the
-credential unhealthy and retries with exponential backoff and jitter, capped at the interval.
+credential unhealthy and retries after the wait its schedule gives (exponential backoff with
+jitter: capped at the interval, or for a token landing before the held one expires).
 A read whose content differs from the last good one reports the credential as changed — after
 the publish gate (registry verification) let it through; a rejected value is not published and
 not checked again while the backend keeps returning it.
 
-A token is renewed when less than `renewBefore` of its life is left (`syncer.core.renewal`), never
-on the interval, so between renewals an idle cycle makes no backend call and no write; a token that
-can no longer be published (expired, or in its last minute) is never handed out.
+The schedule answers every question that differs between the two kinds: when the next read is due,
+whether a value just read may be taken, whether the held value may still be handed out (a token
+that is expired or in its last minute is not), the wait after a failure, and whether a manual
+refresh reads now (a token only without a publishable value). The refresher itself never asks
+what kind of credential it holds.
 
 `step()` does what is due now and says how long to wait; `run()` is that in a loop. Tests call
 `step()` with a fake clock.
@@ -32,10 +36,11 @@ from syncer.telemetry import observability
 
 log = logging.getLogger("syncer.run")
 
-INITIAL_BACKOFF = 1.0
 IDLE_WAIT = 60.0
 
 Reader = Callable[[config.CredentialSpec, base.Backend], credentials.Fetched]
+# The schedule of a credential, chosen once per (new or changed) credential.
+Scheduler = Callable[[config.CredentialSpec], renewal.Schedule]
 # Whether a new value may be published (e.g. the registries accept it); called once per new value.
 Gate = credentials.Gate
 
@@ -47,31 +52,19 @@ def _open_gate(spec: config.CredentialSpec, auths: dockerconfig.Auths) -> bool:
 @dataclass(slots=True)
 class _State:
     spec: config.CredentialSpec
-    token: bool = False
+    schedule: renewal.Schedule
     value: dockerconfig.Auths | None = field(default=None, repr=False)
     rejected: dockerconfig.Auths | None = field(default=None, repr=False)
-    fetched_at: float = 0.0  # wall clock, tokens only
-    expires_at: float | None = None  # wall clock, tokens only
+    held: renewal.Held | None = None  # when `value` was read and ends (wall clock); set with it
     next_due: float = 0.0
     failures: int = 0
     attempted: bool = False
     warned: bool = False
 
     def usable(self, now: float) -> bool:
-        """Whether the value may be handed out now (a token only while publishable)."""
-        if self.value is None:
-            return False
-        if not self.token or self.expires_at is None:
-            return True
-        return renewal.publishable(now=now, fetched_at=self.fetched_at,
-                                   expires_at=self.expires_at)
-
-
-def backoff(failures: int, interval: float, *, rand: Callable[[], float] = random.random) -> float:
-    """Delay before retry number `failures` (1, 2, …): 1 s, 2 s, 4 s … with ±25 % jitter,
-    never more than the refresh interval."""
-    base_delay: float = INITIAL_BACKOFF * 2.0 ** min(failures - 1, 20)
-    return min(interval, base_delay * (0.75 + 0.5 * rand()))
+        """Whether the value may be handed out now (as long as its schedule allows)."""
+        return (self.value is not None and self.held is not None
+                and self.schedule.publishable(now=now, held=self.held))
 
 
 class Refresher:
@@ -82,7 +75,8 @@ class Refresher:
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random,
-                 read: Reader = credentials.fetch, gate: Gate = _open_gate) -> None:
+                 read: Reader = credentials.fetch, gate: Gate = _open_gate,
+                 schedule: Scheduler = credentials.schedule) -> None:
         self._metrics = metrics
         self._on_change = on_change
         self._stop = stop
@@ -91,6 +85,7 @@ class Refresher:
         self._rand = rand
         self._read = read
         self._gate = gate
+        self._schedule_of = schedule
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._states: dict[str, _State] = {}
@@ -107,7 +102,7 @@ class Refresher:
                 if old is not None and old.spec == spec:
                     states[name] = old
                 else:
-                    states[name] = _State(spec=spec, token=spec.issues_tokens,
+                    states[name] = _State(spec=spec, schedule=self._schedule_of(spec),
                                           next_due=self._clock())
             self._states = states
             self._backends = backends
@@ -132,12 +127,13 @@ class Refresher:
             return all(s.attempted for s in self._states.values())
 
     def refresh_all(self) -> None:
-        """Read every credential now (SIGHUP, becoming leader) — a token only when it has no
-        usable value: every fetch issues a new one, which would rewrite every Secret."""
+        """Read now (SIGHUP, becoming leader) every credential whose schedule allows it — a token
+        only when it has no usable value: every fetch issues a new one, which would rewrite every
+        Secret."""
         with self._lock:
             now, wall = self._clock(), self._wall()
             for state in self._states.values():
-                if not state.token or not state.usable(wall):
+                if state.schedule.read_on_demand(now=wall, held=state.held):
                     state.next_due = min(state.next_due, now)
         self._wake.set()
 
@@ -194,8 +190,7 @@ class Refresher:
             return None
         try:
             fetched = self._read(spec, backend)
-            if state.token:
-                credentials.check_token(name, fetched, now=self._wall())
+            credentials.check_fresh(name, fetched, state.schedule, now=self._wall())
         except credentials.CredentialError as exc:
             self._failed(name, state, exc)
             return None
@@ -215,44 +210,33 @@ class Refresher:
                 state.value = fetched.auths
                 state.rejected = None
             state.failures = 0
-            self._schedule(name, state, fetched, wall)
+            self._plan_next(name, state, fetched, wall, accepted=accepted)
         self._metrics.credential_read(name, ok=accepted, now=wall, changed=changed and accepted)
         if changed and accepted:
             log.info("credential content changed", extra={"credential": name})
         return changed and accepted
 
-    def _schedule(self, name: str, state: _State, fetched: credentials.Fetched,
-                  wall: float) -> None:
-        """When to read next (lock held): the interval, or a token's renewal time."""
-        if not state.token or fetched.expires_at is None:
-            state.next_due = self._clock() + state.spec.refresh_interval
-            return
-        if state.value is fetched.auths:
-            state.fetched_at, state.expires_at = wall, fetched.expires_at
-            self._metrics.credential_expiry.labels(credential=name).set(fetched.expires_at)
-        wanted = getattr(state.spec.ref.options, "renew_before", None)
-        at = renewal.renew_at(fetched_at=wall, expires_at=fetched.expires_at,
-                              renew_before=wanted, rand=self._rand)
-        state.next_due = self._clock() + (at - wall)
-        used = renewal.effective_renew_before(fetched_at=wall, expires_at=fetched.expires_at,
-                                              renew_before=wanted)
-        if wanted is not None and used < wanted and not state.warned:
+    def _plan_next(self, name: str, state: _State, fetched: credentials.Fetched,
+                   wall: float, *, accepted: bool) -> None:
+        """When to read next (lock held), as the credential's schedule says."""
+        nxt = state.schedule.after_read(now=wall, expires_at=fetched.expires_at, rand=self._rand)
+        if accepted:
+            state.held = renewal.Held(fetched_at=wall, expires_at=nxt.expires_at)
+            if nxt.expires_at is not None:
+                self._metrics.credential_expiry.labels(credential=name).set(nxt.expires_at)
+        state.next_due = self._clock() + nxt.delay
+        if nxt.cut and not state.warned:
             state.warned = True
             log.warning("renewBefore is longer than the token lives; renewing earlier",
-                        extra={"credential": name, "retry_in": round(at - wall)})
+                        extra={"credential": name, "retry_in": round(nxt.delay)})
 
     def _failed(self, name: str, state: _State, exc: credentials.CredentialError) -> None:
         wall = self._wall()
         with self._lock:
             state.attempted = True
             state.failures += 1
-            if state.token:
-                delay = renewal.retry_delay(
-                    failures=state.failures, now=wall,
-                    expires_at=state.expires_at if state.usable(wall) else None,
-                    rand=self._rand)
-            else:
-                delay = backoff(state.failures, state.spec.refresh_interval, rand=self._rand)
+            delay = state.schedule.after_failure(failures=state.failures, now=wall,
+                                                 held=state.held, rand=self._rand)
             state.next_due = self._clock() + delay
         self._metrics.credential_read(name, ok=False, now=wall)
         log.error("credential read failed; keeping the last good value", extra={

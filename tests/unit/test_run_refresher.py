@@ -12,6 +12,7 @@ import pytest
 
 from backends import base
 from syncer import config
+from syncer.core import renewal
 from syncer.run import loops, queue, refresher
 from syncer.telemetry import observability
 from tests.unit import fakes
@@ -84,9 +85,9 @@ def test_a_failing_read_keeps_the_last_good_value_and_backs_off(cfg: config.Conf
 
 
 def test_backoff_is_jittered_by_a_quarter_either_way() -> None:
-    assert refresher.backoff(3, 60, rand=lambda: 0.0) == 3.0
-    assert refresher.backoff(3, 60, rand=lambda: 1.0) == 5.0
-    assert refresher.backoff(30, 60, rand=lambda: 1.0) == 60
+    assert renewal.backoff(3, 60, rand=lambda: 0.0) == 3.0
+    assert renewal.backoff(3, 60, rand=lambda: 1.0) == 5.0
+    assert renewal.backoff(30, 60, rand=lambda: 1.0) == 60
 
 
 def test_reconfiguring_keeps_the_schedule_of_unchanged_credentials(
