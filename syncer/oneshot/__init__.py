@@ -16,13 +16,14 @@ from syncer.oneshot.checks import (
     VerifyStatus,
     check,
 )
-from syncer.oneshot.passes import Listener, PassReport, plan, sync
+from syncer.oneshot.passes import Contested, Listener, PassReport, plan, sync
 from syncer.oneshot.removal import UninstallOptions, UninstallReport, uninstall
 
 __all__ = [
     "BackendStatus",
     "CheckOptions",
     "CheckReport",
+    "Contested",
     "CredentialStatus",
     "Listener",
     "PassReport",

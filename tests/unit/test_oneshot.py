@@ -130,7 +130,7 @@ def test_plan_names_the_service_accounts_the_daemon_found_contested(
                          reason=fight.EVENT_REASON,
                          message=fight.message("argocd-controller", ("regcred",), 30))
     report = oneshot.plan(cfg, backends, cluster)
-    assert report.contested == [oneshot.passes.Contested(NS, "default", "argocd-controller")]
+    assert report.contested == [oneshot.Contested(NS, "default", "argocd-controller")]
     assert report.ok  # a finding, not a failure
 
     def no_events(req: fake.Request) -> None:
