@@ -1,4 +1,6 @@
-"""Command line: flags to settings, sub-commands, exit codes (docs/operations.md). Wiring only.
+"""Command line: flags to settings, sub-commands, exit codes (docs/operations.md). Wiring only:
+parse, call the command's use case (`syncer.oneshot`, or `syncer.run` for `run`), render its report
+(`syncer.present`).
 
 Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or config error,
 130/143 interrupted by SIGINT/SIGTERM. A usage error is one line on stderr, never a traceback.
@@ -7,25 +9,26 @@ Exit codes: 0 success, 1 something failed (the rest was still done), 2 usage or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import syncer
-from backends import base
-from syncer import config
-from syncer.core import model, settings
-from syncer.credentials import fetch as credentials
-from syncer.credentials import publish
-from syncer.decide import fight, plan, progress, recycle
-from syncer.kube import api, client, errors
-from syncer.present import display
-from syncer.reconcile import engine, evict, observe, uninstall
+from syncer import config, oneshot
+from syncer.core import settings
+from syncer.credentials import fetch
+from syncer.kube import client, errors
+from syncer.present import display, report
 from syncer.telemetry import observability
+
+if TYPE_CHECKING:
+    from backends import base
+    from syncer.kube import api
 
 log = logging.getLogger("syncer")
 
@@ -189,37 +192,46 @@ def kube_settings(args: argparse.Namespace) -> settings.KubeSettings:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "version":
-        print(f"pullsecret-syncer {syncer.__version__}")
-        return EXIT_OK
-    observability.setup_logging(fmt=args.log_format, level=args.log_level)
+    if args.command != "version":
+        observability.setup_logging(fmt=args.log_format, level=args.log_level)
     if args.command in ("sync", "uninstall") and args.log_level != "debug":
         # each applied write is printed on stdout; its info log line would say it twice
         logging.getLogger("syncer.reconcile").setLevel(logging.WARNING)
-    if args.command == "uninstall":
-        return _guarded(lambda: _uninstall(args))
+    return COMMANDS[args.command](args)
+
+
+Backends = Mapping[str, "base.Backend"]
+Configured = Callable[[argparse.Namespace, config.Config, Backends], int]
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"pullsecret-syncer {syncer.__version__}")
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace) -> tuple[config.Config, dict[str, base.Backend]] | None:
+    """The config and its backends; None (its problems printed, one per line on stderr) when
+    the config is bad."""
     try:
         cfg = config.load(args.config)
-        opened = credentials.open_backends(cfg)
+        return cfg, fetch.open_backends(cfg)
     except config.ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
-        return EXIT_USAGE
-    if args.command == "run":
-        from syncer.run import command  # the daemon's machinery is needed by `run` alone
+        return None
 
-        return command.main(settings.RunSettings(
-            config_path=Path(args.config), kube=kube_settings(args),
-            leader_elect=args.leader_elect,
-            leader_election_namespace=args.leader_election_namespace,
-            http=args.http_addr, resync_interval=args.resync_interval,
-        ), cfg, backends=opened)
-    try:
-        if args.command == "check":
-            return _guarded(lambda: _check(cfg, opened, connect=args.connect))
-        return _guarded(lambda: _one_pass(cfg, opened, args, dry_run=args.command == "plan"))
-    finally:
-        credentials.close_backends(opened)
+
+def _configured(command: Configured) -> Callable[[argparse.Namespace], int]:
+    """A one-shot command that needs the config and its backends (closed at the end)."""
+    def run(args: argparse.Namespace) -> int:
+        if (loaded := _load(args)) is None:
+            return EXIT_USAGE
+        cfg, opened = loaded
+        try:
+            return _guarded(lambda: command(args, cfg, opened))
+        finally:
+            fetch.close_backends(opened)
+    return run
 
 
 def _guarded(command: Callable[[], int]) -> int:
@@ -235,153 +247,79 @@ def _guarded(command: Callable[[], int]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace) -> Iterator[api.ClusterAPI]:
+    try:
+        cluster = client.connect(kube_settings(args))
+    except errors.ConfigurationError as exc:
+        raise UsageError(f"error: {exc}") from None
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
 def _display(args: argparse.Namespace) -> display.Display:
-    """Per-write lines and progress of `sync`/`uninstall` (docs/cli-output.md)."""
+    """Per-write lines and progress of `sync`/`uninstall` (docs/cli-output.md); `plan` writes
+    nothing, so its display shows nothing."""
     return display.Display(command=args.command, fmt=args.output,
                            quiet=getattr(args, "quiet", False),
                            qps=args.kube_qps, burst=args.kube_burst)
 
 
-def _uninstall(args: argparse.Namespace) -> int:
-    cluster = _connect(args)
+def _sync(args: argparse.Namespace, cfg: config.Config, opened: Backends) -> int:
     out = _display(args)
-    try:
+    with _cluster(args) as cluster, out:
+        result = oneshot.sync(cfg, opened, cluster, listener=out)
+    report.one_pass(result, out, qps=args.kube_qps, burst=args.kube_burst)
+    return result.exit_status
+
+
+def _plan(args: argparse.Namespace, cfg: config.Config, opened: Backends) -> int:
+    out = _display(args)
+    with _cluster(args) as cluster:
+        result = oneshot.plan(cfg, opened, cluster)
+    report.one_pass(result, out, qps=args.kube_qps, burst=args.kube_burst)
+    return result.exit_status
+
+
+def _check(args: argparse.Namespace, cfg: config.Config, opened: Backends) -> int:
+    print(report.check_header(cfg))
+    result = oneshot.check(cfg, opened, oneshot.CheckOptions(connect=args.connect),
+                           on_status=lambda status: print(report.check_line(status)))
+    return result.exit_status
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    options = oneshot.UninstallOptions(
+        instance=None if args.all_instances else args.instance, dry_run=args.dry_run)
+    with _cluster(args) as cluster:
+        out = _display(args)
         with out:
-            report = uninstall.run(cluster, metrics=observability.Metrics(),
-                                   dry_run=args.dry_run, on_planned=out.planned,
-                                   on_applied=out.applied,
-                                   instance=None if args.all_instances else args.instance)
-    except errors.KubeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        cluster.close()
-    shown = report.planned if args.dry_run else report.applied
-    if args.dry_run:
-        for action in shown:
-            out.listed(action)
-    for failure in report.failures:
-        print(f"error: {failure}", file=sys.stderr)
-    accounts = sum(isinstance(a, plan.PatchServiceAccount) for a in shown)
-    released = sum(isinstance(a, plan.ReleaseSecret) for a in shown)
-    done = ("would unpatch", "would delete", "would hand back") if args.dry_run else (
-        "unpatched", "deleted", "handed back")
-    handed = f", {done[2]} {released} adopted secrets" if released else ""
-    out.summary(f"uninstall: {done[0]} {accounts} serviceaccounts, {done[1]} "
-                f"{len(shown) - accounts - released} secrets{handed}, "
-                f"{len(report.failures)} failed",
-                {"dry_run": args.dry_run, "serviceaccounts": accounts,
-                 "secrets": len(shown) - accounts - released, "released": released,
-                 "failed": len(report.failures)})
-    return EXIT_OK if not report.failures else EXIT_FAILED
+            result = oneshot.uninstall(cluster, options, listener=out)
+    report.uninstall(result, out)
+    return result.exit_status
 
 
-def _check(cfg: config.Config, opened: dict[str, base.Backend], *, connect: bool) -> int:
-    print(f"config {cfg.path}: ok ({len(cfg.backends)} backends, {len(cfg.credentials)} "
-          f"credentials, {len(cfg.mappings)} mappings)")
-    if not connect:
-        return EXIT_OK
-    status = EXIT_OK
-    for name in sorted(opened):
-        try:
-            opened[name].check()
-        except base.BackendError as exc:
-            print(f"FAIL backend {name!r}: {exc}")
-            status = EXIT_FAILED
-            continue
-        print(f"ok   backend {name!r}: connected")
-    gate = publish.VerifyGate()
-    for name in sorted(cfg.credentials):
-        spec = cfg.credentials[name]
-        try:
-            auths = credentials.read(spec, opened[spec.backend])
-        except credentials.CredentialError as exc:
-            print(f"FAIL {exc}")
-            status = EXIT_FAILED
-            continue
-        print(f"ok   credential {name!r} ({spec.backend}): registries "
-              f"{', '.join(sorted(auths))}")
-        for registry, outcome in gate.outcomes(spec, auths).items():
-            mark = {"ok": "ok  ", "rejected": "FAIL", "unreachable": "WARN"}[outcome.result]
-            print(f"{mark} verify {name!r} at {registry}: {outcome.result} ({outcome.detail})")
-            if outcome.result == "rejected":
-                status = EXIT_FAILED
-    return status
+def _run(args: argparse.Namespace) -> int:
+    """The daemon: it owns the backends from here on."""
+    if (loaded := _load(args)) is None:
+        return EXIT_USAGE
+    from syncer.run import command  # the daemon's machinery is needed by `run` alone
+
+    return command.main(settings.RunSettings(
+        config_path=Path(args.config), kube=kube_settings(args),
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace,
+        http=args.http_addr, resync_interval=args.resync_interval,
+    ), loaded[0], backends=loaded[1])
 
 
-def _connect(args: argparse.Namespace) -> api.ClusterAPI:
-    try:
-        return client.connect(kube_settings(args))
-    except errors.ConfigurationError as exc:
-        raise UsageError(f"error: {exc}") from None
-
-
-def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argparse.Namespace,
-              *, dry_run: bool) -> int:
-    metrics = observability.Metrics()
-    cluster = _connect(args)
-    out = _display(args)  # `plan` writes nothing: its display shows nothing
-    try:
-        gate = publish.VerifyGate(metrics=metrics) if not dry_run else None
-        readings = credentials.read_all(cfg, opened, metrics=metrics, gate=gate)
-        good = {n: r.auths for n, r in readings.items() if r.auths is not None}
-        try:
-            view = observe.observe(cluster, cfg)
-        except errors.KubeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        with out:
-            eng = engine.Engine(cluster, metrics=metrics, on_planned=out.planned,
-                                on_applied=out.applied)
-            report = eng.reconcile(cfg, good, view, dry_run=dry_run)
-        recycled = evict.one_shot(  # after the pass's writes, against what they left
-            cluster, cfg, good, view, report.planned if dry_run else report.applied,
-            metrics=metrics, found=eng.findings, dry_run=dry_run)
-        for eviction in recycled.evicted:
-            out.applied(eviction)  # its line, like every write of the pass
-        fights = _contested(cluster, view, report.planned) if dry_run else []
-    finally:
-        cluster.close()
-    failed_creds = [r for r in readings.values() if r.error is not None]
-    if dry_run:
-        if args.output == "json":
-            print(plan.to_json((*report.planned, *recycled.planned)))
-        else:
-            for action in (*report.planned, *recycled.planned):
-                print(plan.describe(action))
-        sys.stdout.flush()  # the lines come before the stderr lines that follow, in a pipe too
-    for reading in failed_creds:
-        print(f"error: {reading.error}", file=sys.stderr)
-    for failure in report.failures:
-        print(f"error: {failure}", file=sys.stderr)
-    for c in report.conflicts:
-        print(f"conflict: secret {c.namespace}/{c.name} exists and is not managed by "
-              f"pullsecret-syncer (mapping {c.mapping!r}); left alone", file=sys.stderr)
-    display.report_recycling(recycled, dry_run=dry_run)
-    for ns, name, manager in fights if dry_run else []:  # a finding, like a conflict: not a
-        print(fight.describe(ns, name, manager), file=sys.stderr)  # write, so not on stdout
-    if dry_run:  # stdout stays the `plan` action lines (or the JSON list)
-        print(progress.plan_summary(report.planned, conflicts=len(report.conflicts),
-                                    blocked=len(report.blocked), qps=args.kube_qps,
-                                    burst=args.kube_burst), file=sys.stderr)
-    else:
-        out.summary(
-            f"sync: {len(report.applied)} writes, {len(report.failures)} failed, "
-            f"{len(report.conflicts)} conflicts, {len(report.blocked)} blocked, "
-            f"{len(failed_creds)} credentials failing",
-            {"writes": len(report.applied), "failed": len(report.failures),
-             "conflicts": len(report.conflicts), "blocked": len(report.blocked),
-             "credentials_failing": len(failed_creds),
-             "actions": dict(progress.counts(report.applied)),
-             **({"pods": recycled.counts()} if recycle.enabled(cfg) else {})})
-    return EXIT_OK if report.ok and recycled.ok and not failed_creds else EXIT_FAILED
-
-
-def _contested(cluster: api.ClusterAPI, view: model.ClusterView,
-               planned: list[plan.Action]) -> list[tuple[str, str, str]]:
-    try:
-        return observe.contested(cluster, view, planned)
-    except errors.KubeError as exc:
-        print(f"note: contested serviceaccounts not shown: cannot read events ({exc})",
-              file=sys.stderr)
-        return []
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "version": _version,
+    "run": _run,
+    "sync": _configured(_sync),
+    "plan": _configured(_plan),
+    "check": _configured(_check),
+    "uninstall": lambda args: _guarded(lambda: _uninstall(args)),
+}
