@@ -9,7 +9,7 @@ Shaped after client-go: the cluster is offered as small roles, and each consumer
 roles it uses — an informer a `ListerWatcher` (client-go's `tools/cache`), leader election a
 `LeaseLock` (its `resourcelock`), a reconcile pass a `PullSecretWriter` and an `EventRecorder`.
 `ClusterAPI` is the union of the roles: what the real client and the fake implement, and what the
-composition roots (`run.command`, the CLI) hold and hand down.
+composition roots (`run.command` and the daemon it wires, the CLI) hold and hand down.
 """
 
 from __future__ import annotations
