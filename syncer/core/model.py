@@ -33,6 +33,12 @@ class Namespace:
     labels: Mapping[str, str] = field(default_factory=dict)
     terminating: bool = False
     uid: str = ""
+    resource_version: str = ""
+
+    @property
+    def namespace(self) -> str:
+        """Cluster-scoped: "" (as its metadata.namespace), so every record has a place."""
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +124,7 @@ class Event:
     object_name: str
     component: str  # source.component (reportingComponent when that is empty)
     last_seen: str  # lastTimestamp, else eventTime, else firstTimestamp
+    resource_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,23 +1,46 @@
-"""`ClusterAPI`: the one typed boundary between the syncer and a Kubernetes cluster.
+"""The typed boundary between the syncer and a Kubernetes cluster: records, kinds, and roles.
 
 Everything above it (reconcile passes, watch caches, leader election) speaks only the records of
 `syncer.core.model`; below it sit the real client (`syncer.kube.client`, the only importer of
 `kubernetes`) and the in-memory `syncer.kube.fake.FakeCluster`. Both raise only
 `syncer.kube.errors`. A contract suite (`tests/contract/`) runs the same cases on both.
 
-Shaped after client-go's `tools/cache`: an informer needs a `list` and a `watch` of one `Kind` —
-nothing else — and leader election needs three Lease verbs.
+Shaped after client-go: the cluster is offered as small roles, and each consumer takes only the
+roles it uses — an informer a `ListerWatcher` (client-go's `tools/cache`), leader election a
+`LeaseLock` (its `resourcelock`), a reconcile pass a `PullSecretWriter` and an `EventRecorder`.
+`ClusterAPI` is the union of the roles: what the real client and the fake implement, and what the
+composition roots (`run.command` and the daemon it wires, the CLI) hold and hand down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from syncer.core import model
 
-R = TypeVar("R")
+
+class Record(Protocol):
+    """What every record of `syncer.core.model` that a `Kind` holds has: its place and its
+    version (frozen dataclasses, so a store can stamp a new resourceVersion with `replace`)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[object]]]
+
+    @property
+    def namespace(self) -> str:
+        """"" for a cluster-scoped object (a Namespace)."""
+        ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def resource_version(self) -> str: ...
+
+
+R = TypeVar("R", bound=Record)
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
 
 
@@ -75,12 +98,15 @@ class WatchEvent(Generic[R]):
     resource_version: str
 
 
-class ClusterAPI(Protocol):
-    """What the syncer needs of a cluster. Every method raises only `syncer.kube.errors`."""
-
+# ---- roles: each consumer takes only the ones it uses -----------------------------------------
+class Lister(Protocol):
     def list(self, kind: Kind[R], *, selector: Selector = EVERYTHING) -> Listing[R]:
         """Every object of `kind` matching `selector`, across namespaces (paged as needed)."""
         ...
+
+
+class ListerWatcher(Lister, Protocol):
+    """What an informer needs (client-go's `cache.ListerWatcher`)."""
 
     def watch(self, kind: Kind[R], *, resource_version: str, timeout_seconds: int,
               selector: Selector = EVERYTHING) -> Iterator[WatchEvent[R]]:
@@ -88,10 +114,12 @@ class ClusterAPI(Protocol):
         `errors.Gone` when that version is too old (re-list), other errors on a cut."""
         ...
 
+
+class SecretReader(Protocol):
     def get_secret(self, namespace: str, name: str) -> model.Secret: ...
 
-    def get_service_account(self, namespace: str, name: str) -> model.ServiceAccount: ...
 
+class SecretWriter(Protocol):
     def create_secret(self, content: model.SecretContent) -> model.Secret:
         """A new managed Secret (AlreadyExists when the name is taken)."""
         ...
@@ -112,17 +140,36 @@ class ClusterAPI(Protocol):
         at `resource_version` (Conflict otherwise)."""
         ...
 
+
+class ServiceAccountPatcher(Protocol):
+    """A precondition-guarded patch, and the read that refreshes the precondition after a
+    Conflict."""
+
+    def get_service_account(self, namespace: str, name: str) -> model.ServiceAccount: ...
+
     def patch_service_account(self, change: model.ServiceAccountChange,
                               ) -> model.ServiceAccount:
         """Apply `change` only if the ServiceAccount is still at its resourceVersion (Conflict
         otherwise): `imagePullSecrets` is an atomic list, so nothing else is safe."""
         ...
 
+
+class PodEvictor(Protocol):
     def evict_pod(self, namespace: str, name: str, *, uid: str = "") -> None:
         """Evict a Pod through the Eviction API (policy/v1), so PodDisruptionBudgets hold:
         TooManyRequests when a budget refuses, NotFound when it is gone, Conflict when `uid`
         is given and the Pod of that name is another one by now."""
         ...
+
+
+class EventRecorder(Protocol):
+    def record_event(self, ref: model.ObjectRef, *, reason: str, message: str) -> None:
+        """A Warning Event about `ref`; best effort (failures are logged, never raised)."""
+        ...
+
+
+class LeaseLock(Protocol):
+    """What leader election needs (client-go's `resourcelock.Interface`)."""
 
     def get_lease(self, namespace: str, name: str) -> model.Lease: ...
 
@@ -134,8 +181,31 @@ class ClusterAPI(Protocol):
         """Conflict unless the Lease is still at `lease.resource_version`."""
         ...
 
-    def record_event(self, ref: model.ObjectRef, *, reason: str, message: str) -> None:
-        """A Warning Event about `ref`; best effort (failures are logged, never raised)."""
-        ...
+
+# ---- roles combined, for the consumers that need several ----------------------------------------
+class PullSecretWriter(SecretReader, SecretWriter, ServiceAccountPatcher, Protocol):
+    """Our Secrets and the ServiceAccounts' `imagePullSecrets`: what `reconcile.apply` writes."""
+
+
+class PassTarget(PullSecretWriter, EventRecorder, Protocol):
+    """What a reconcile pass (`reconcile.engine`) writes and reports to."""
+
+
+class TeardownTarget(Lister, PullSecretWriter, Protocol):
+    """What `uninstall` reads and undoes."""
+
+
+class PodRecycling(Lister, PodEvictor, Protocol):
+    """What one-shot Pod recycling (`reconcile.evict.one_shot`) lists and evicts."""
+
+
+class PodRecyclingLoop(ListerWatcher, PodEvictor, EventRecorder, Protocol):
+    """What the daemon's recycling (`run.recycler`) watches, evicts and reports to."""
+
+
+class ClusterAPI(ListerWatcher, PullSecretWriter, PodEvictor, EventRecorder, LeaseLock,
+                 Protocol):
+    """Every role: what the real client and the fake implement and the composition roots
+    hold. Every method raises only `syncer.kube.errors`."""
 
     def close(self) -> None: ...

@@ -37,6 +37,7 @@ def namespace(obj: Mapping[str, Any]) -> model.Namespace:
         labels=_str_map(meta.get("labels")),
         terminating=phase == "Terminating" or bool(meta.get("deletionTimestamp")),
         uid=str(meta.get("uid", "")),
+        resource_version=str(meta.get("resourceVersion", "")),
     )
 
 
@@ -156,6 +157,7 @@ def event(obj: Mapping[str, Any]) -> model.Event:
         component=str(source.get("component") or obj.get("reportingComponent") or ""),
         last_seen=str(obj.get("lastTimestamp") or obj.get("eventTime")
                       or obj.get("firstTimestamp") or ""),
+        resource_version=str(meta.get("resourceVersion", "")),
     )
 
 

@@ -5,14 +5,19 @@ both): one resourceVersion counter across kinds; 409 on a stale update or delete
 Conflict on a ServiceAccount change at a stale version (the real server's failed JSON-patch
 `test`, 422); AlreadyExists on create; NotFound for missing objects and namespaces;
 NamespaceTerminating for writes into a terminating namespace; 422 Invalid for a data change of an
-immutable Secret or a type change; `Gone` for a watch from a compacted version.
+immutable Secret or a type change; `Gone` for a watch from a compacted version; Pod eviction with
+the PodDisruptionBudget rule of kube-apiserver 1.37 (`pkg/registry/core/pod/storage/
+eviction.go`): a Pod that is not running — Pending, finished, or already terminating — is evicted
+whatever its budget says; a running Pod that a budget with no disruptions left covers is refused
+with 429.
 
 What it adds: `fault`, called with every request before it is served (raise a
 `syncer.kube.errors` error from it to inject a fault); `requests`, served requests by `"VERB
 kind"`; `events`, the Warning Events recorded; test-side helpers (`add_namespace`, `put_secret`,
-`compact`, `end_watches`, …) that change the cluster uncounted, as another writer would.
+`add_pod`, `compact`, `end_watches`, …) that change the cluster uncounted, as another writer, a
+controller or the kubelet would.
 
-Pods, evictions and selectors: `syncer.kube.fakepods`. One convenience differs on purpose:
+Records live in one generic store (`syncer.kube.fakestore`). One convenience differs on purpose:
 `watch(..., timeout_seconds=0)` delivers what is pending and ends at once, so a test can step a
 watch without threads. Production code never passes 0.
 """
@@ -21,19 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import itertools
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
 
 from syncer.core import model
-from syncer.kube import api, errors, fakepods
+from syncer.kube import api, errors, fakestore
 
 MAX_SECRET_BYTES = 1024 * 1024
-Key = tuple[str, str]
+LEASES: api.Kind[model.Lease] = api.Kind("leases")  # not listed by the syncer: the fake's own
+BUDGET_IGNORED = frozenset({"Pending", "Succeeded", "Failed"})
+REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +47,13 @@ class Request:
     name: str = ""
 
 
-def _key(record: Any) -> Key:
-    return (getattr(record, "namespace", ""), record.name)
-
-
-class FakeCluster(fakepods.Pods):
+class FakeCluster:
     """`api.ClusterAPI` in memory. Thread-safe."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._rv = itertools.count(1)
-        self._last_rv = 0
-        self._uids = itertools.count(1)
-        self._objects: dict[str, dict[Key, Any]] = {
-            "namespaces": {}, "serviceaccounts": {}, "secrets": {}, "leases": {}, "pods": {},
-            "events": {}}
-        self._budgets: set[Key] = set()  # Pods a PodDisruptionBudget (maxUnavailable: 0) covers
-        self._log: list[tuple[int, str, api.EventType, Any, Any]] = []  # ..., record, previous
-        self._compacted = 0
-        self._watch_generation = 0
-        self._watch_error: errors.KubeError | None = None
+        self._store = fakestore.Store()
+        self._cond = self._store.cond
+        self._budgets: set[tuple[str, str]] = set()  # Pods a PDB (maxUnavailable: 0) covers
         self.fault: Callable[[Request], None] | None = None
         self.requests: Counter[str] = Counter()
         self.events: list[tuple[model.ObjectRef, str, str]] = []
@@ -81,38 +71,24 @@ class FakeCluster(fakepods.Pods):
                    if k.split()[0] in ("POST", "PATCH", "PUT", "DELETE")
                    and k.split()[1] in ("secrets", "serviceaccounts"))
 
-    def _store(self, kind: str, record: Any, etype: api.EventType) -> Any:
-        """Record a change (lock held): a new resourceVersion and a watch event."""
-        rv = next(self._rv)
-        self._last_rv = rv
-        previous = self._objects[kind].get(_key(record))
-        if etype != "DELETED":
-            record = dataclasses.replace(record, resource_version=str(rv))
-            self._objects[kind][_key(record)] = record
-        else:
-            self._objects[kind].pop(_key(record), None)
-        self._log.append((rv, kind, etype, record, previous))
-        self._cond.notify_all()
-        return record
-
     def _writable_namespace(self, namespace: str) -> None:
-        ns = self._objects["namespaces"].get(("", namespace))
+        ns = self._store.get(api.NAMESPACES, "", namespace)
         if ns is None:
             raise errors.NotFound(f"namespace {namespace}: 404 NotFound", status=404)
         if ns.terminating:
             raise errors.NamespaceTerminating(
                 f"namespace {namespace}: 403 Forbidden: is being terminated", status=403)
 
-    def _existing(self, kind: str, namespace: str, name: str) -> Any:
-        obj = self._objects[kind].get((namespace, name))
-        if obj is None:
-            raise errors.NotFound(f"{kind} {namespace}/{name}: 404 NotFound", status=404,
+    def _existing(self, kind: api.Kind[api.R], namespace: str, name: str) -> api.R:
+        record = self._store.get(kind, namespace, name)
+        if record is None:
+            raise errors.NotFound(f"{kind.name} {namespace}/{name}: 404 NotFound", status=404,
                                   reason="NotFound")
-        return obj
+        return record
 
     @staticmethod
-    def _precondition(obj: Any, resource_version: str, what: str) -> None:
-        if resource_version and obj.resource_version != resource_version:
+    def _precondition(record: api.Record, resource_version: str, what: str) -> None:
+        if resource_version and record.resource_version != resource_version:
             raise errors.Conflict(f"{what}: 409 Conflict", status=409, reason="Conflict")
 
     # ---- ClusterAPI: list and watch ----------------------------------------------------------
@@ -120,49 +96,27 @@ class FakeCluster(fakepods.Pods):
              selector: api.Selector = api.EVERYTHING) -> api.Listing[api.R]:
         with self._cond:
             self._serve("LIST", kind.name)
-            items = sorted((r for r in self._objects[kind.name].values()
-                            if fakepods.selects(selector, r)), key=_key)
-            return api.Listing(tuple(cast(list[api.R], items)), str(self._last_rv))
+            return api.Listing(tuple(self._store.select(kind, selector)),
+                               str(self._store.last_rv))
 
     def watch(self, kind: api.Kind[api.R], *, resource_version: str, timeout_seconds: int,
               selector: api.Selector = api.EVERYTHING) -> Iterator[api.WatchEvent[api.R]]:
         with self._cond:
             self._serve("WATCH", kind.name)
-            since = int(resource_version or 0)
-            if since < self._compacted:
-                raise errors.Gone(f"WATCH {kind.name}: 410 Expired", status=410, reason="Expired")
-            generation = self._watch_generation
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            with self._cond:
-                while True:
-                    batch = [(rv, *seen) for rv, k, etype, rec, old in self._log
-                             if rv > since and k == kind.name
-                             and (seen := fakepods.as_seen(selector, etype, rec, old)) is not None]
-                    left = deadline - time.monotonic()
-                    if batch or generation != self._watch_generation or left <= 0:
-                        break
-                    self._cond.wait(min(left, 0.1))
-                if generation != self._watch_generation:
-                    if self._watch_error is not None:
-                        raise self._watch_error
-                    return
-            for rv, etype, rec in batch:
-                since = rv
-                yield api.WatchEvent(etype, None if etype == "BOOKMARK" else rec, str(rv))
-            if not batch and time.monotonic() >= deadline:
-                return
+            since, generation = self._store.open_watch(kind, resource_version)
+        yield from self._store.stream(kind, since=since, generation=generation,
+                                      timeout_seconds=timeout_seconds, selector=selector)
 
     # ---- ClusterAPI: reads -------------------------------------------------------------------
     def get_secret(self, namespace: str, name: str) -> model.Secret:
         with self._cond:
             self._serve("GET", "secrets", namespace, name)
-            return cast(model.Secret, self._existing("secrets", namespace, name))
+            return self._existing(api.SECRETS, namespace, name)
 
     def get_service_account(self, namespace: str, name: str) -> model.ServiceAccount:
         with self._cond:
             self._serve("GET", "serviceaccounts", namespace, name)
-            return cast(model.ServiceAccount, self._existing("serviceaccounts", namespace, name))
+            return self._existing(api.SERVICE_ACCOUNTS, namespace, name)
 
     # ---- ClusterAPI: writes ------------------------------------------------------------------
     def create_secret(self, content: model.SecretContent) -> model.Secret:
@@ -170,7 +124,7 @@ class FakeCluster(fakepods.Pods):
         with self._cond:
             self._serve("POST", "secrets", ns, name)
             self._writable_namespace(ns)
-            if (ns, name) in self._objects["secrets"]:
+            if self._store.get(api.SECRETS, ns, name) is not None:
                 raise errors.AlreadyExists(f"POST secrets {ns}/{name}: 409 AlreadyExists",
                                            status=409, reason="AlreadyExists")
             self._check_size(content)
@@ -179,8 +133,8 @@ class FakeCluster(fakepods.Pods):
                 digest=model.digest(content.data), data_keys=(model.DOCKERCONFIG_KEY,),
                 labels={model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
                 annotations=content.annotations(), resource_version="",
-                uid=f"uid-{next(self._uids)}")
-            return cast(model.Secret, self._store("secrets", record, "ADDED"))
+                uid=self._store.new_uid())
+            return self._store.put(api.SECRETS, record, "ADDED")
 
     def update_secret(self, content: model.SecretContent, *, resource_version: str,
                       drop_keys: tuple[str, ...]) -> model.Secret:
@@ -188,7 +142,7 @@ class FakeCluster(fakepods.Pods):
         with self._cond:
             self._serve("PATCH", "secrets", ns, name)
             self._writable_namespace(ns)
-            old: model.Secret = self._existing("secrets", ns, name)
+            old = self._existing(api.SECRETS, ns, name)
             self._precondition(old, resource_version, f"PATCH secrets {ns}/{name}")
             if old.type != model.SECRET_TYPE:
                 raise errors.Invalid(f"PATCH secrets {ns}/{name}: 422 Invalid: invalid fields: "
@@ -203,30 +157,30 @@ class FakeCluster(fakepods.Pods):
                 data_keys=tuple(sorted(keys)),
                 labels={**old.labels, model.MANAGED_BY_LABEL: model.MANAGED_BY_VALUE},
                 annotations={**old.annotations, **content.annotations()})
-            return cast(model.Secret, self._store("secrets", record, "MODIFIED"))
+            return self._store.put(api.SECRETS, record, "MODIFIED")
 
     def delete_secret(self, namespace: str, name: str, *, resource_version: str) -> None:
         with self._cond:
             self._serve("DELETE", "secrets", namespace, name)
-            old = self._objects["secrets"].get((namespace, name))
+            old = self._store.get(api.SECRETS, namespace, name)
             if old is None:
                 return
             self._precondition(old, resource_version, f"DELETE secrets {namespace}/{name}")
-            self._store("secrets", old, "DELETED")
+            self._store.delete(api.SECRETS.name, old)
 
     def release_secret(self, namespace: str, name: str, *, resource_version: str,
                        ) -> model.Secret:
         with self._cond:
             self._serve("PATCH", "secrets", namespace, name)
             self._writable_namespace(namespace)
-            old: model.Secret = self._existing("secrets", namespace, name)
+            old = self._existing(api.SECRETS, namespace, name)
             self._precondition(old, resource_version, f"PATCH secrets {namespace}/{name}")
             record = dataclasses.replace(
                 old, managed=False,
                 labels={k: v for k, v in old.labels.items() if k != model.MANAGED_BY_LABEL},
                 annotations={k: v for k, v in old.annotations.items()
                              if k not in model.OUR_ANNOTATIONS})
-            return cast(model.Secret, self._store("secrets", record, "MODIFIED"))
+            return self._store.put(api.SECRETS, record, "MODIFIED")
 
     def patch_service_account(self, change: model.ServiceAccountChange,
                               ) -> model.ServiceAccount:
@@ -234,7 +188,7 @@ class FakeCluster(fakepods.Pods):
         with self._cond:
             self._serve("PATCH", "serviceaccounts", ns, name)
             self._writable_namespace(ns)
-            old: model.ServiceAccount = self._existing("serviceaccounts", ns, name)
+            old = self._existing(api.SERVICE_ACCOUNTS, ns, name)
             if old.resource_version != change.resource_version:
                 raise errors.Conflict(f"PATCH serviceaccounts {ns}/{name}: 422 Invalid: testing "
                                       "value /metadata/resourceVersion failed", status=422)
@@ -245,30 +199,47 @@ class FakeCluster(fakepods.Pods):
             if change.ours is not None:
                 record = dataclasses.replace(record, ours=change.ours, has_annotations=bool(
                     change.ours) or (old.has_annotations and not old.ours))
-            return cast(model.ServiceAccount, self._store("serviceaccounts", record, "MODIFIED"))
+            return self._store.put(api.SERVICE_ACCOUNTS, record, "MODIFIED")
+
+    def evict_pod(self, namespace: str, name: str, *, uid: str = "") -> None:
+        what = f"POST pods/eviction {namespace}/{name}"
+        with self._cond:
+            self._serve("POST", "pods/eviction", namespace, name)
+            pod = self._store.get(api.PODS, namespace, name)
+            if pod is None:
+                raise errors.NotFound(f"{what}: 404 NotFound", status=404, reason="NotFound")
+            if uid and pod.uid != uid:
+                raise errors.Conflict(f"{what}: 409 Conflict: the UID in the precondition does "
+                                      "not match", status=409, reason="Conflict")
+            if ((namespace, name) in self._budgets and pod.phase not in BUDGET_IGNORED
+                    and not pod.terminating):
+                raise errors.TooManyRequests(f"{what}: 429 TooManyRequests: {REFUSED}",
+                                             status=429, reason="TooManyRequests")
+            # Not bound to a node (no kubelet to wait for): deleted at once, like the apiserver.
+            self._store.delete(api.PODS.name, pod)
 
     # ---- ClusterAPI: leases and events ---------------------------------------------------------
     def get_lease(self, namespace: str, name: str) -> model.Lease:
         with self._cond:
             self._serve("GET", "leases", namespace, name)
-            return cast(model.Lease, self._existing("leases", namespace, name))
+            return self._existing(LEASES, namespace, name)
 
     def create_lease(self, lease: model.Lease) -> model.Lease:
         with self._cond:
             self._serve("POST", "leases", lease.namespace, lease.name)
             self._writable_namespace(lease.namespace)
-            if (lease.namespace, lease.name) in self._objects["leases"]:
+            if self._store.get(LEASES, lease.namespace, lease.name) is not None:
                 raise errors.AlreadyExists("POST leases: 409 AlreadyExists", status=409,
                                            reason="AlreadyExists")
-            return cast(model.Lease, self._store("leases", lease, "ADDED"))
+            return self._store.put(LEASES, lease, "ADDED")
 
     def update_lease(self, lease: model.Lease) -> model.Lease:
         with self._cond:
             self._serve("PUT", "leases", lease.namespace, lease.name)
-            old = self._existing("leases", lease.namespace, lease.name)
+            old = self._existing(LEASES, lease.namespace, lease.name)
             if old.resource_version != lease.resource_version:
                 raise errors.Conflict("PUT leases: 409 Conflict", status=409, reason="Conflict")
-            return cast(model.Lease, self._store("leases", lease, "MODIFIED"))
+            return self._store.put(LEASES, lease, "MODIFIED")
 
     def record_event(self, ref: model.ObjectRef, *, reason: str, message: str) -> None:
         with self._cond:
@@ -278,11 +249,10 @@ class FakeCluster(fakepods.Pods):
                 return  # best effort, like the real client
             self.events.append((ref, reason, message))
             now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            record = model.Event(
+            self._store.put(api.EVENTS, model.Event(
                 namespace=ref.namespace or "default", name=f"{ref.name}.{len(self.events)}",
                 reason=reason, message=message, object_kind=ref.kind, object_name=ref.name,
-                component="pullsecret-syncer", last_seen=now)
-            self._objects["events"][_key(record)] = record
+                component="pullsecret-syncer", last_seen=now), "ADDED")
 
     def close(self) -> None:
         return
@@ -296,48 +266,28 @@ class FakeCluster(fakepods.Pods):
     # ---- test side: other writers, controllers, the server's housekeeping ----------------------
     def add_namespace(self, name: str, *, labels: dict[str, str] | None = None,
                       ) -> model.Namespace:
-        with self._cond:
-            record = model.Namespace(name=name, labels=dict(labels or {}),
-                                     uid=f"uid-{next(self._uids)}")
-            self._objects["namespaces"][("", name)] = record
-            rv = next(self._rv)
-            self._last_rv = rv
-            self._log.append((rv, "namespaces", "ADDED", record, None))
-            self._cond.notify_all()
-            return record
+        return self._store.put(api.NAMESPACES, model.Namespace(
+            name=name, labels=dict(labels or {}), uid=self._store.new_uid()), "ADDED")
 
     def relabel_namespace(self, name: str, labels: dict[str, str]) -> None:
         with self._cond:
-            old = self._objects["namespaces"][("", name)]
-            self._put_namespace(dataclasses.replace(old, labels=dict(labels)), "MODIFIED")
+            old = self._existing(api.NAMESPACES, "", name)
+            self._store.put(api.NAMESPACES, dataclasses.replace(old, labels=dict(labels)),
+                            "MODIFIED")
 
     def terminate_namespace(self, name: str) -> None:
         """The namespace starts terminating (its objects stay until `delete_namespace`)."""
         with self._cond:
-            old = self._objects["namespaces"][("", name)]
-            self._put_namespace(dataclasses.replace(old, terminating=True), "MODIFIED")
+            old = self._existing(api.NAMESPACES, "", name)
+            self._store.put(api.NAMESPACES, dataclasses.replace(old, terminating=True),
+                            "MODIFIED")
 
     def delete_namespace(self, name: str) -> None:
         """The namespace and everything in it are gone (what the namespace controller does)."""
         with self._cond:
-            for kind in ("secrets", "serviceaccounts", "leases", "pods"):
-                for key, record in list(self._objects[kind].items()):
-                    if key[0] == name:
-                        self._store(kind, record, "DELETED")
-            old = self._objects["namespaces"].get(("", name))
-            if old is not None:
-                self._put_namespace(old, "DELETED")
-
-    def _put_namespace(self, record: model.Namespace, etype: api.EventType) -> None:
-        rv = next(self._rv)
-        self._last_rv = rv
-        previous = self._objects["namespaces"].get(("", record.name))
-        if etype == "DELETED":
-            self._objects["namespaces"].pop(("", record.name), None)
-        else:
-            self._objects["namespaces"][("", record.name)] = record
-        self._log.append((rv, "namespaces", etype, record, previous))
-        self._cond.notify_all()
+            for kind, record in self._store.in_namespace(name):
+                self._store.delete(kind, record)
+            self.remove(api.NAMESPACES.name, "", name)
 
     def put_service_account(self, namespace: str, name: str, *,
                             image_pull_secrets: tuple[str, ...] = (),
@@ -345,55 +295,74 @@ class FakeCluster(fakepods.Pods):
                             manager: str = "kubectl") -> model.ServiceAccount:
         """Create or overwrite a ServiceAccount as another writer (field manager) would."""
         with self._cond:
-            old = self._objects["serviceaccounts"].get((namespace, name))
+            old = self._store.get(api.SERVICE_ACCOUNTS, namespace, name)
             record = model.ServiceAccount(
                 namespace=namespace, name=name, image_pull_secrets=image_pull_secrets,
                 ours=ours, resource_version="", has_annotations=bool(ours),
                 pull_secrets_writer=manager,
-                uid=old.uid if old is not None else f"uid-{next(self._uids)}")
-            return cast(model.ServiceAccount, self._store(
-                "serviceaccounts", record, "ADDED" if old is None else "MODIFIED"))
+                uid=old.uid if old is not None else self._store.new_uid())
+            return self._store.put(api.SERVICE_ACCOUNTS, record,
+                                   "ADDED" if old is None else "MODIFIED")
 
     def put_secret(self, record: model.Secret) -> model.Secret:
         """Create or overwrite a Secret as another writer would (ours or not: its labels say)."""
         with self._cond:
-            old = self._objects["secrets"].get(_key(record))
+            old = self._store.get(api.SECRETS, record.namespace, record.name)
             if not record.uid:
                 record = dataclasses.replace(
-                    record, uid=old.uid if old is not None else f"uid-{next(self._uids)}")
-            return cast(model.Secret, self._store(
-                "secrets", record, "ADDED" if old is None else "MODIFIED"))
+                    record, uid=old.uid if old is not None else self._store.new_uid())
+            return self._store.put(api.SECRETS, record, "ADDED" if old is None else "MODIFIED")
+
+    def add_pod(self, namespace: str, name: str, *, service_account: str = "default",
+                image_pull_secrets: tuple[str, ...] | None = None, controller: bool = True,
+                phase: str = "Pending", controller_kind: str = "ReplicaSet",
+                waiting: tuple[tuple[str, str], ...] = ()) -> model.Pod:
+        """Create a Pod as a controller would. Like the ServiceAccount admission plugin, a Pod
+        without imagePullSecrets of its own (None) gets its ServiceAccount's, as they are now."""
+        with self._cond:
+            if image_pull_secrets is None:
+                sa = self._store.get(api.SERVICE_ACCOUNTS, namespace, service_account)
+                image_pull_secrets = sa.image_pull_secrets if sa is not None else ()
+            return self._store.put(api.PODS, model.Pod(
+                namespace=namespace, name=name, uid=self._store.new_uid(),
+                resource_version="", service_account=service_account,
+                image_pull_secrets=image_pull_secrets, has_controller=controller, phase=phase,
+                waiting=waiting, controller_kind=controller_kind if controller else ""), "ADDED")
+
+    def set_pod_status(self, namespace: str, name: str, *, phase: str | None = None,
+                       waiting: tuple[tuple[str, str], ...] | None = None) -> model.Pod:
+        """Write a Pod's status as the kubelet would: its phase, its waiting containers
+        (image, reason) — e.g. `(("ghcr.io/org/app:1", "ImagePullBackOff"),)`."""
+        with self._cond:
+            old = self._existing(api.PODS, namespace, name)
+            return self._store.put(api.PODS, dataclasses.replace(
+                old, phase=old.phase if phase is None else phase,
+                waiting=old.waiting if waiting is None else waiting), "MODIFIED")
+
+    def protect_pod(self, namespace: str, name: str) -> None:
+        """A PodDisruptionBudget with `maxUnavailable: 0` covers this Pod from now on."""
+        with self._cond:
+            self._budgets.add((namespace, name))
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
-        """Delete an object as another writer would."""
+        """Delete an object as another writer would (`kind`: its plural name, e.g. "secrets")."""
         with self._cond:
-            old = self._objects[kind].get((namespace, name))
+            old = self._store.stored(kind, namespace, name)
             if old is not None:
-                self._store(kind, old, "DELETED")
+                self._store.delete(kind, old)
 
-    def stored(self, kind: str, namespace: str, name: str) -> Any:
+    def stored(self, kind: str, namespace: str, name: str) -> api.Record | None:
         """The current record (None if absent), uncounted."""
-        with self._cond:
-            return self._objects[kind].get((namespace, name))
+        return self._store.stored(kind, namespace, name)
 
     def bookmark(self, kind: str) -> None:
         """A BOOKMARK on open watches of `kind` (moves their resourceVersion, no record)."""
-        with self._cond:
-            rv = next(self._rv)
-            self._last_rv = rv
-            self._log.append((rv, kind, "BOOKMARK", None, None))
-            self._cond.notify_all()
+        self._store.bookmark(kind)
 
     def compact(self) -> None:
         """Like etcd compaction: watches from any version seen so far get 410 Gone."""
-        with self._cond:
-            self._compacted = self._last_rv + 1
-            self._log.clear()
+        self._store.compact()
 
     def end_watches(self, *, error: errors.KubeError | None = None) -> None:
         """End every open watch (the server's timeout), or cut it with `error`."""
-        with self._cond:
-            self._watch_generation += 1
-            self._watch_error = error
-            self._cond.notify_all()
-
+        self._store.end_watches(error=error)

@@ -47,7 +47,7 @@ Recompute = Callable[[plan.SecretAction, model.Secret | None], plan.SecretAction
 
 
 class Applier:
-    def __init__(self, cluster: api.ClusterAPI, *, metrics: observability.Metrics,
+    def __init__(self, cluster: api.PullSecretWriter, *, metrics: observability.Metrics,
                  cache: Cache, on_replaced: Callable[[plan.ReplaceSecret, str], None]) -> None:
         self._cluster = cluster
         self._metrics = metrics

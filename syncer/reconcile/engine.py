@@ -42,7 +42,7 @@ class Report:
 class Engine:
     """Applies plans to one cluster and reports conflicts, failures and blocked Secrets."""
 
-    def __init__(self, cluster: api.ClusterAPI, *, metrics: observability.Metrics,
+    def __init__(self, cluster: api.PassTarget, *, metrics: observability.Metrics,
                  clock: Callable[[], float] = time.monotonic,
                  cache: apply.Cache | None = None,
                  on_applied: Callable[[plan.Action], None] | None = None,

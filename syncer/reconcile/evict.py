@@ -106,7 +106,7 @@ class Outcome:
 
 
 class Evictor:
-    def __init__(self, cluster: api.ClusterAPI, *, metrics: observability.Metrics,
+    def __init__(self, cluster: api.PodEvictor, *, metrics: observability.Metrics,
                  found: findings.Findings, limiter: Limiter) -> None:
         self._cluster = cluster
         self._metrics = metrics
@@ -190,7 +190,7 @@ class Denial:
             log.info(f"recyclePods: allowed to {self._what} now", extra={"kind": "pod"})
 
 
-def one_shot(cluster: api.ClusterAPI, cfg: config.Config,
+def one_shot(cluster: api.PodRecycling, cfg: config.Config,
              credentials: Mapping[str, dockerconfig.Auths], view: model.ClusterView,
              done: Iterable[plan.Action], *, metrics: observability.Metrics,
              found: findings.Findings, dry_run: bool) -> Outcome:

@@ -23,7 +23,7 @@ MEMORY = 10_000  # remembered findings before the expired ones are forgotten
 
 
 class Findings:
-    def __init__(self, cluster: api.ClusterAPI, *, metrics: observability.Metrics,
+    def __init__(self, cluster: api.EventRecorder, *, metrics: observability.Metrics,
                  clock: Callable[[], float] = time.monotonic,
                  repeat_seconds: float = REPEAT_SECONDS, memory: int = MEMORY) -> None:
         self._cluster = cluster

@@ -17,7 +17,7 @@ def secret_names(cfg: config.Config) -> list[str]:
     return sorted({m.secret_name for m in cfg.mappings})
 
 
-def same_named(cluster: api.ClusterAPI, cfg: config.Config) -> list[model.Secret]:
+def same_named(cluster: api.Lister, cfg: config.Config) -> list[model.Secret]:
     """Secrets called like one of ours, in any namespace (finds those we do not manage)."""
     found: list[model.Secret] = []
     for name in secret_names(cfg):
@@ -25,7 +25,7 @@ def same_named(cluster: api.ClusterAPI, cfg: config.Config) -> list[model.Secret
     return found
 
 
-def observe(cluster: api.ClusterAPI, cfg: config.Config) -> model.ClusterView:
+def observe(cluster: api.Lister, cfg: config.Config) -> model.ClusterView:
     namespaces = {ns.name: ns for ns in cluster.list(api.NAMESPACES).items}
     secrets = {(s.namespace, s.name): s
                for s in cluster.list(api.SECRETS, selector=api.MANAGED).items}
@@ -37,7 +37,7 @@ def observe(cluster: api.ClusterAPI, cfg: config.Config) -> model.ClusterView:
     return model.ClusterView(namespaces, secrets, accounts)
 
 
-def contested(cluster: api.ClusterAPI, view: model.ClusterView,
+def contested(cluster: api.Lister, view: model.ClusterView,
               planned: Iterable[plan.Action]) -> list[tuple[str, str, str]]:
     """(namespace, name, manager) of the ServiceAccounts the daemon reported as contested within
     the last hour, from its `ImagePullSecretsContested` Events: its fight state lives in its

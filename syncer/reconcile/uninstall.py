@@ -23,7 +23,7 @@ from syncer.telemetry import observability
 log = logging.getLogger("syncer.reconcile")
 
 
-def observe(cluster: api.ClusterAPI) -> model.ClusterView:
+def observe(cluster: api.Lister) -> model.ClusterView:
     secrets = {(s.namespace, s.name): s
                for s in cluster.list(api.SECRETS, selector=api.MANAGED).items}
     accounts: dict[str, dict[str, model.ServiceAccount]] = {}
@@ -43,7 +43,7 @@ def still_ours(instance: str | None) -> apply.Recompute:
     return recompute
 
 
-def run(cluster: api.ClusterAPI, *, metrics: observability.Metrics, dry_run: bool,
+def run(cluster: api.TeardownTarget, *, metrics: observability.Metrics, dry_run: bool,
         instance: str | None = model.DEFAULT_INSTANCE,
         on_applied: Callable[[plan.Action], None] | None = None,
         on_planned: Callable[[Sequence[plan.Action]], None] | None = None) -> engine.Report:

@@ -1,6 +1,6 @@
 """Watch caches: list+watch of Namespaces, ServiceAccounts and our Secrets, kept in memory.
 
-Like client-go's Reflector, an informer needs only a `list` and a `watch` of one `Kind`. It lists
+Like client-go's Reflector, an informer takes only an `api.ListerWatcher` and one `Kind`. It lists
 once, then watches from the list's resourceVersion (bookmarks move it along); a `410 Gone`
 re-lists, any other error reconnects from the last seen version after a jittered backoff. Every
 change tells the daemon which namespace to look at again; a re-list tells it to look at all.
@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from typing import Any, Generic
+from typing import Generic
 
 from syncer.core import model
 from syncer.kube import api, errors
@@ -34,19 +34,19 @@ def newer(candidate: str, current: str) -> bool:
     return True
 
 
-def key_of(record: Any) -> Key:
-    return (getattr(record, "namespace", ""), record.name)
+def key_of(record: api.Record) -> Key:
+    return (record.namespace, record.name)
 
 
-def namespace_of(record: Any) -> str:
+def namespace_of(record: api.Record) -> str:
     """The namespace a change concerns (for a Namespace: itself)."""
-    return str(getattr(record, "namespace", "") or record.name)
+    return record.namespace or record.name
 
 
 class Informer(Generic[api.R]):
     """One resource's cache: key -> record, fed by list+watch (`run` on a thread)."""
 
-    def __init__(self, cluster: api.ClusterAPI, kind: api.Kind[api.R], *,
+    def __init__(self, cluster: api.ListerWatcher, kind: api.Kind[api.R], *,
                  on_change: Callable[[str | None], None], stop: threading.Event,
                  selector: api.Selector = api.EVERYTHING,
                  watch_timeout: int = WATCH_TIMEOUT_SECONDS,
@@ -81,8 +81,7 @@ class Informer(Generic[api.R]):
         """Store `record` unless the cache holds a newer one; whether it was stored."""
         key = key_of(record)
         old = self._items.get(key)
-        old_rv = getattr(old, "resource_version", "") if old is not None else ""
-        if old is None or newer(getattr(record, "resource_version", ""), old_rv):
+        if old is None or newer(record.resource_version, old.resource_version):
             self._items[key] = record
             return True
         return False
@@ -167,18 +166,20 @@ class Informer(Generic[api.R]):
 class Caches:
     """The three informers the daemon needs, and a consistent-enough view for one pass."""
 
-    def __init__(self, cluster: api.ClusterAPI, *, on_change: Callable[[str | None], None],
+    def __init__(self, cluster: api.ListerWatcher, *, on_change: Callable[[str | None], None],
                  stop: threading.Event, watch_timeout: int = WATCH_TIMEOUT_SECONDS,
                  on_service_account: Callable[[model.ServiceAccount | None,
                                                model.ServiceAccount], None] | None = None,
                  ) -> None:
-        common: dict[str, Any] = {"on_change": on_change, "stop": stop,
-                                  "watch_timeout": watch_timeout}
-        self.namespaces = Informer(cluster, api.NAMESPACES, **common)
-        self.service_accounts = Informer(cluster, api.SERVICE_ACCOUNTS, **common,
+        self.namespaces = Informer(cluster, api.NAMESPACES, on_change=on_change, stop=stop,
+                                   watch_timeout=watch_timeout)
+        self.service_accounts = Informer(cluster, api.SERVICE_ACCOUNTS, on_change=on_change,
+                                         stop=stop, watch_timeout=watch_timeout,
                                          on_revision=on_service_account)
-        self.secrets = Informer(cluster, api.SECRETS, selector=api.MANAGED, **common)
-        self.all: tuple[Informer[Any], ...] = (
+        self.secrets = Informer(cluster, api.SECRETS, selector=api.MANAGED, on_change=on_change,
+                                stop=stop, watch_timeout=watch_timeout)
+        self.all: tuple[Informer[model.Namespace], Informer[model.ServiceAccount],
+                        Informer[model.Secret]] = (
             self.namespaces, self.service_accounts, self.secrets)
         # Same-named Secrets we do not manage, found by the resync's lists or by a 409.
         self._lock = threading.Lock()

@@ -4,8 +4,8 @@ A candidate takes the Lease when it is free, released, or has not been renewed f
 as observed on our own clock (clocks of different machines are never compared). The leader
 renews every retry period and gives up when it could not renew within the renew deadline.
 Every write to the Lease carries its resourceVersion, so two candidates never both win.
-Like client-go's `resourcelock`, the elector takes a lock interface (three Lease verbs), not a
-client.
+Like client-go's `resourcelock`, the elector takes a lock interface (`api.LeaseLock`: three Lease
+verbs), not a client.
 """
 
 from __future__ import annotations
@@ -19,22 +19,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
 
 from syncer.core import model
-from syncer.kube import errors
+from syncer.kube import api, errors
 
 log = logging.getLogger("syncer.run")
 
 LEASE_NAME = "pullsecret-syncer"
-
-
-class LeaseLock(Protocol):
-    def get_lease(self, namespace: str, name: str) -> model.Lease: ...
-
-    def create_lease(self, lease: model.Lease) -> model.Lease: ...
-
-    def update_lease(self, lease: model.Lease) -> model.Lease: ...
 
 
 def micro_time() -> str:
@@ -47,7 +38,7 @@ def default_identity() -> str:
 
 
 class LeaderElector:
-    def __init__(self, lock: LeaseLock, *, namespace: str, identity: str,
+    def __init__(self, lock: api.LeaseLock, *, namespace: str, identity: str,
                  on_started: Callable[[], None], on_stopped: Callable[[], None],
                  stop: threading.Event, name: str = LEASE_NAME, lease_duration: float = 15.0,
                  renew_deadline: float = 10.0, retry_period: float = 2.0,

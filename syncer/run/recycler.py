@@ -34,7 +34,7 @@ DEBOUNCE_SECONDS = 0.25  # evictions are not urgent; Pod events come in bursts
 
 
 class Recycler:
-    def __init__(self, cluster: api.ClusterAPI, *, metrics: observability.Metrics,
+    def __init__(self, cluster: api.PodRecyclingLoop, *, metrics: observability.Metrics,
                  stop: threading.Event, view: Callable[[], model.ClusterView],
                  credentials: Callable[[], Mapping[str, dockerconfig.Auths]],
                  ready: Callable[[], bool], leading: Callable[[], bool],

@@ -283,6 +283,32 @@ def test_namespaces_are_listed_with_labels_and_terminating_state(world: Any) -> 
     assert (found[live].terminating, found[going].terminating) == (False, True)
 
 
+def test_every_listed_record_names_its_place_and_its_resource_version(world: Any) -> None:
+    """What `api.Record` promises of each kind the syncer lists or watches: its namespace ("" for
+    a cluster-scoped Namespace), its name, and the resourceVersion it was read at."""
+    ns = world.namespace(labels={"team": "a"})
+    world.service_account(ns, "builder")
+    secret = world.cluster.create_secret(content(ns))
+    world.cluster.record_event(model.ObjectRef("Secret", ns, "regcred", secret.uid),
+                               reason="SecretConflict", message="a test event")
+    world.bare_pod(ns, "lone", image="ghcr.io/org/app:1")
+    found: list[tuple[api.Record, str]] = []
+    for kind, selector in ((api.NAMESPACES, api.named(ns)), (api.SERVICE_ACCOUNTS,
+                           api.named("builder")), (api.SECRETS, api.MANAGED),
+                           (api.EVENTS, api.reason("SecretConflict")), (api.PODS, api.PENDING)):
+        listing = world.cluster.list(kind, selector=selector)
+        found += [(r, listing.resource_version) for r in listing.items if ns in (r.namespace,
+                                                                                 r.name)]
+    assert sorted((type(r).__name__, r.namespace, r.name) for r, _ in found
+                  if not isinstance(r, model.Event)) == [
+        ("Namespace", "", ns), ("Pod", ns, "lone"), ("Secret", ns, "regcred"),
+        ("ServiceAccount", ns, "builder")]
+    assert [(r.namespace, r.object_name) for r, _ in found if isinstance(r, model.Event)] == [
+        (ns, "regcred")]
+    assert all(r.resource_version.isdigit() and int(r.resource_version) <= int(at)
+               for r, at in found), [(r.name, r.resource_version, at) for r, at in found]
+
+
 # --- Leases and Events ----------------------------------------------------------------------------
 
 
