@@ -23,6 +23,7 @@ from syncer.credentials import fetch as credentials
 from syncer.credentials import publish
 from syncer.decide import fight, plan, progress, recycle
 from syncer.kube import api, client, errors
+from syncer.present import actions as render
 from syncer.present import display
 from syncer.reconcile import engine, evict, observe, uninstall
 from syncer.telemetry import observability
@@ -345,10 +346,10 @@ def _one_pass(cfg: config.Config, opened: dict[str, base.Backend], args: argpars
     failed_creds = [r for r in readings.values() if r.error is not None]
     if dry_run:
         if args.output == "json":
-            print(plan.to_json((*report.planned, *recycled.planned)))
+            print(render.to_json((*report.planned, *recycled.planned)))
         else:
             for action in (*report.planned, *recycled.planned):
-                print(plan.describe(action))
+                print(render.describe(action))
         sys.stdout.flush()  # the lines come before the stderr lines that follow, in a pipe too
     for reading in failed_creds:
         print(f"error: {reading.error}", file=sys.stderr)
