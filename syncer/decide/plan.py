@@ -7,10 +7,9 @@ Secrets pruned — so no ServiceAccount ever points at a Secret we have not writ
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import ClassVar
 
 from syncer import config
@@ -19,21 +18,66 @@ from syncer.decide import desired
 
 
 @dataclass(frozen=True, slots=True)
-class CreateSecret:
-    content: model.SecretContent
+class BaseAction:
+    """What every action carries: the object it writes (`namespace`, `name`, `kind`), what it
+    does (`verb`), what it serves (`mapping`, `credentials`: empty for a ServiceAccount) and
+    the uid of the object as the pass observed it (empty while it does not exist), for the
+    Warning Event a failed write leaves on it. `str(action)` is its one line, names only:
+    `create secret ns/regcred (hub, ghcr)` — the line `plan` prints and the logs say."""
+
+    namespace: str
+    name: str
+    _: KW_ONLY
+    mapping: str | None = None
+    credentials: tuple[str, ...] = ()
+    observed_uid: str = ""
     kind: ClassVar[str] = "secret"
-    verb: ClassVar[str] = "create"
+    VERB: ClassVar[str] = ""
+    writes: ClassVar[int] = 1  # API writes it costs against the client-side rate limit
+    creates: ClassVar[bool] = False  # makes a new object (a 404 means its namespace is gone)
+    removes: ClassVar[bool] = False  # our Secret is gone (or no longer ours) afterwards
+
+    @property
+    def verb(self) -> str:
+        return self.VERB
+
+    def _detail(self) -> str:
+        return f" ({', '.join(self.credentials)})" if self.credentials else ""
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.kind} {self.namespace}/{self.name}{self._detail()}"
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateSecret:
+class SecretWrite(BaseAction):
+    """A Secret action that writes our content: where it goes and what for come from it."""
+
+    namespace: str = field(init=False)
+    name: str = field(init=False)
+    mapping: str | None = field(init=False)
+    credentials: tuple[str, ...] = field(init=False)
+    content: model.SecretContent
+
+    def __post_init__(self) -> None:
+        c = self.content
+        for key, value in (("namespace", c.namespace), ("name", c.name),
+                           ("mapping", c.mapping), ("credentials", c.credentials)):
+            object.__setattr__(self, key, value)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSecret(SecretWrite):
+    VERB: ClassVar[str] = "create"
+    creates: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSecret(SecretWrite):
     """Rewrite a Secret in place (same UID), guarded by its resourceVersion."""
 
-    content: model.SecretContent
     resource_version: str
     drop_keys: tuple[str, ...] = ()  # observed data keys (all but ours go)
     adopt: bool = False  # taking over a same-named Secret we did not create
-    kind: ClassVar[str] = "secret"
 
     @property
     def verb(self) -> str:
@@ -41,119 +85,55 @@ class UpdateSecret:
 
 
 @dataclass(frozen=True, slots=True)
-class ReplaceSecret:
+class ReplaceSecret(SecretWrite):
     """Delete and create a managed Secret that cannot change in place: another `type`, or
     `immutable: true` set by someone (docs/configuration.md). Reported with a Warning Event."""
 
-    content: model.SecretContent
     resource_version: str
-    uid: str
     why: str  # "type" or "immutable"
-    kind: ClassVar[str] = "secret"
-    verb: ClassVar[str] = "replace"
+    VERB: ClassVar[str] = "replace"
+    writes: ClassVar[int] = 2  # a delete and a create
+    creates: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteSecret:
-    namespace: str
-    name: str
+class DeleteSecret(BaseAction):
     resource_version: str
-    mapping: str | None = None
-    credentials: tuple[str, ...] = ()
-    kind: ClassVar[str] = "secret"
-    verb: ClassVar[str] = "delete"
+    VERB: ClassVar[str] = "delete"
+    removes: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
-class PatchServiceAccount:
-    """Add references to usable Secrets and drop references we added (never others')."""
+class ReleaseSecret(BaseAction):
+    """Hand back an adopted Secret instead of deleting it: our label and annotations go."""
 
-    namespace: str
-    name: str
+    resource_version: str
+    VERB: ClassVar[str] = "release"
+    removes: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class PatchServiceAccount(BaseAction):
+    """Add references to usable Secrets and drop references we added (never others').
+    `observed` is the ServiceAccount the change was computed from (None: read it first)."""
+
     resource_version: str
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     instance: str = model.DEFAULT_INSTANCE  # whose recorded entries this changes
+    observed: model.ServiceAccount | None = None
     kind: ClassVar[str] = "serviceaccount"
 
     @property
     def verb(self) -> str:
         return "patch" if self.add else "unpatch"
 
-
-@dataclass(frozen=True, slots=True)
-class ReleaseSecret:
-    """Hand back an adopted Secret instead of deleting it: our label and annotations go."""
-
-    namespace: str
-    name: str
-    resource_version: str
-    mapping: str | None = None
-    credentials: tuple[str, ...] = ()
-    kind: ClassVar[str] = "secret"
-    verb: ClassVar[str] = "release"
+    def _detail(self) -> str:
+        return " " + " ".join([f"+{n}" for n in self.add] + [f"-{n}" for n in self.remove])
 
 
 SecretAction = CreateSecret | UpdateSecret | ReplaceSecret | DeleteSecret | ReleaseSecret
 Action = SecretAction | PatchServiceAccount
-
-
-@dataclass(frozen=True, slots=True)
-class EvictPod:
-    """Evict a Pod stuck pulling without the mapping's Secret (docs/recycle-pods.md), so its
-    controller recreates it with the Secret. Only the Pod of this `uid`."""
-
-    namespace: str
-    name: str
-    uid: str
-    mapping: str
-    secret_name: str
-    credentials: tuple[str, ...] = ()
-    kind: ClassVar[str] = "pod"
-    verb: ClassVar[str] = "evict"
-
-
-def where(action: Action) -> tuple[str, str]:
-    """(namespace, name) of the object an action writes."""
-    if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
-        return action.content.namespace, action.content.name
-    return action.namespace, action.name
-
-
-def mapping_of(action: Action) -> str | None:
-    if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
-        return action.content.mapping
-    return action.mapping if isinstance(action, DeleteSecret | ReleaseSecret) else None
-
-
-def credentials_of(action: Action) -> tuple[str, ...]:
-    if isinstance(action, CreateSecret | UpdateSecret | ReplaceSecret):
-        return action.content.credentials
-    return action.credentials if isinstance(action, DeleteSecret | ReleaseSecret) else ()
-
-
-def describe(action: Action | EvictPod) -> str:
-    """One line for `plan` and logs, e.g. `create secret ns/regcred (hub, ghcr)`,
-    `evict pod ns/web-1 (team-a)`."""
-    if isinstance(action, EvictPod):
-        return f"evict pod {action.namespace}/{action.name} ({action.mapping})"
-    ns, name = where(action)
-    if isinstance(action, PatchServiceAccount):
-        changes = " ".join([f"+{n}" for n in action.add] + [f"-{n}" for n in action.remove])
-        return f"{action.verb} serviceaccount {ns}/{name} {changes}"
-    creds = credentials_of(action)
-    detail = f" ({', '.join(creds)})" if creds else ""
-    return f"{action.verb} secret {ns}/{name}{detail}"
-
-
-def as_json(action: Action | EvictPod) -> dict[str, object]:
-    if isinstance(action, EvictPod):
-        return {"action": action.verb, "kind": action.kind, "namespace": action.namespace,
-                "name": action.name, "credentials": list(action.credentials),
-                "mapping": action.mapping}
-    ns, name = where(action)
-    return {"action": action.verb, "kind": action.kind, "namespace": ns, "name": name,
-            "credentials": list(credentials_of(action))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +162,6 @@ class Plan:
     actions: tuple[Action, ...]
     conflicts: tuple[SecretConflict, ...]
     blocked: tuple[Blocked, ...]
-
-
-def to_json(actions: tuple[Action | EvictPod, ...]) -> str:
-    return json.dumps([as_json(a) for a in actions], indent=2)
 
 
 def secret_differs(observed: model.Secret, target: desired.Target, data: bytes, *,
@@ -244,7 +220,7 @@ def secret_actions(
             return [], False
         return [UpdateSecret(_content(target, data, instance, adopted=True),
                              observed.resource_version, drop_keys=observed.data_keys,
-                             adopt=True)], True
+                             adopt=True, observed_uid=observed.uid)], True
     if data is None:
         if observed is None:
             blocked.append(Blocked(target.namespace, target.name, target.mapping,
@@ -256,10 +232,10 @@ def secret_actions(
     why = _needs_replacing(observed, data)
     if why is not None:
         return [ReplaceSecret(_content(target, data, instance, adopted=model.adopted(observed)),
-                              observed.resource_version, observed.uid, why)], True
+                              observed.resource_version, why, observed_uid=observed.uid)], True
     if secret_differs(observed, target, data, instance=instance):
         return [UpdateSecret(_content(target, data, instance), observed.resource_version,
-                             drop_keys=observed.data_keys)], True
+                             drop_keys=observed.data_keys, observed_uid=observed.uid)], True
     return [], True
 
 
@@ -276,7 +252,7 @@ def prune_action(secret: model.Secret) -> DeleteSecret | ReleaseSecret:
     creds = model.split_names(secret.annotations.get(model.CREDENTIALS_ANNOTATION))
     kind = ReleaseSecret if model.adopted(secret) else DeleteSecret
     return kind(secret.namespace, secret.name, secret.resource_version, mapping=mapping,
-                credentials=creds)
+                credentials=creds, observed_uid=secret.uid)
 
 
 def _prunes(cfg: config.Config, mapping_name: str | None) -> bool:
@@ -368,7 +344,8 @@ def _service_account_actions(
         if not add and not remove:
             continue
         out.append(PatchServiceAccount(sa.namespace, sa.name, sa.resource_version, add=add,
-                                       remove=tuple(remove), instance=cfg.instance))
+                                       remove=tuple(remove), instance=cfg.instance,
+                                       observed=sa, observed_uid=sa.uid))
     return out
 
 

@@ -1,6 +1,6 @@
-"""Progress of a run of writes, in `plan`'s vocabulary: past-tense lines, counts per action kind,
-the time the writes take at the client-side rate limit, and when a progress line is due. Pure:
-the clock is a parameter and nothing here prints or logs.
+"""Progress of a run of writes, in `plan`'s vocabulary: the past tense of its verbs, counts per
+action kind, the time the writes take at the client-side rate limit, and when a progress line is
+due. Pure: the clock is a parameter and nothing here prints or logs.
 
 The rate limit is a token bucket (`syncer.kube.ratelimit`): `burst` writes go at once, then one
 every `1/qps` seconds. That gives both the plan's estimate and, during a pass, the time left;
@@ -27,18 +27,12 @@ def past_tense(verb: str) -> str:
     return verb + "d" if verb.endswith("e") else verb + "ed"
 
 
-def describe_done(action: plan.Action | plan.EvictPod) -> str:
-    """`plan.describe` in the past tense: `created secret team-a/regcred (hub, ghcr)`."""
-    line = plan.describe(action)
-    return past_tense(action.verb) + line[len(action.verb):]
-
-
-def writes_of(action: plan.Action | plan.EvictPod) -> int:
+def writes_of(action: plan.BaseAction) -> int:
     """API writes an action costs against the rate limit: a replace is a delete and a create."""
-    return 2 if isinstance(action, plan.ReplaceSecret) else 1
+    return action.writes
 
 
-def total_writes(actions: Iterable[plan.Action]) -> int:
+def total_writes(actions: Iterable[plan.BaseAction]) -> int:
     return sum(writes_of(a) for a in actions)
 
 

@@ -20,13 +20,17 @@ for which an eviction helps — all of these hold:
 
 A Pod without a controller is never evicted; like one whose template names its own secrets, or
 one of a Job, it gets a Warning Event (`MissingSecret`, reported as `PullSecretMissing`) instead.
+
+A decision to evict is an `EvictPod`, an action of the same shape as a plan's (`plan.BaseAction`):
+`plan` lists it and `sync` reports it with the Secret writes. `syncer.reconcile.evict` carries the
+decisions out, `syncer.run.recycler` makes them in the daemon.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 from syncer import config
 from syncer.core import dockerconfig, keyring, model
@@ -57,6 +61,21 @@ class Scene:
 
 
 @dataclass(frozen=True, slots=True)
+class EvictPod(plan.BaseAction):
+    """Evict a Pod stuck pulling without the mapping's Secret, so its controller recreates it
+    with the Secret. Only the Pod of `observed_uid` (the eviction's precondition)."""
+
+    secret_name: str
+    mapping: str = field(default="", kw_only=True)
+    kind: ClassVar[str] = "pod"
+    VERB: ClassVar[str] = "evict"
+    evicts: ClassVar[bool] = True
+
+    def _detail(self) -> str:
+        return f" ({self.mapping})"
+
+
+@dataclass(frozen=True, slots=True)
 class MissingSecret:
     """A stuck Pod we will not evict: reported with a Warning Event instead."""
 
@@ -67,9 +86,10 @@ class MissingSecret:
     secret_name: str
     service_account: str
     why: Literal["no-controller", "own-pull-secrets", "job"]
+    evicts: ClassVar[bool] = False
 
 
-Decision = plan.EvictPod | MissingSecret | None
+Decision = EvictPod | MissingSecret | None
 
 
 def enabled(cfg: config.Config) -> bool:
@@ -133,12 +153,13 @@ def decide(pod: model.Pod, where: Scene) -> Decision:
         if why is not None:
             return MissingSecret(pod.namespace, pod.name, pod.uid, target.mapping,
                                  target.secret_name, pod.service_account, why)
-        return plan.EvictPod(pod.namespace, pod.name, pod.uid, mapping=target.mapping,
-                             secret_name=target.secret_name, credentials=target.credentials)
+        return EvictPod(pod.namespace, pod.name, secret_name=target.secret_name,
+                        mapping=target.mapping, credentials=target.credentials,
+                        observed_uid=pod.uid)
     return None
 
 
-def decide_all(pods: Iterable[model.Pod], where: Scene) -> list[plan.EvictPod | MissingSecret]:
+def decide_all(pods: Iterable[model.Pod], where: Scene) -> list[EvictPod | MissingSecret]:
     """The decisions about `pods` that are not "leave alone", in (namespace, name) order."""
     found = (decide(pod, where) for pod in sorted(pods, key=lambda p: (p.namespace, p.name)))
     return [d for d in found if d is not None]
@@ -150,20 +171,21 @@ def project(view: model.ClusterView, actions: Iterable[plan.Action]) -> model.Cl
     secrets = dict(view.secrets)
     accounts = {ns: dict(sas) for ns, sas in view.service_accounts.items()}
     for action in actions:
-        if isinstance(action, plan.PatchServiceAccount):
-            sa = accounts.get(action.namespace, {}).get(action.name)
-            if sa is not None:
-                names = [n for n in sa.image_pull_secrets if n not in action.remove]
-                names += [n for n in action.add if n not in names]
-                accounts[action.namespace][action.name] = model.ServiceAccount(
-                    sa.namespace, sa.name, tuple(names), sa.ours, sa.resource_version, sa.uid,
-                    sa.has_annotations)
-        elif isinstance(action, plan.DeleteSecret | plan.ReleaseSecret):
-            secrets.pop((action.namespace, action.name), None)
-        else:
-            c = action.content
-            secrets[(c.namespace, c.name)] = model.Secret(
-                namespace=c.namespace, name=c.name, managed=True, type=model.SECRET_TYPE,
-                digest=model.digest(c.data), data_keys=(model.DOCKERCONFIG_KEY,), labels={},
-                annotations={}, resource_version="")
+        match action:
+            case plan.PatchServiceAccount():
+                sa = accounts.get(action.namespace, {}).get(action.name)
+                if sa is not None:
+                    names = [n for n in sa.image_pull_secrets if n not in action.remove]
+                    names += [n for n in action.add if n not in names]
+                    accounts[action.namespace][action.name] = model.ServiceAccount(
+                        sa.namespace, sa.name, tuple(names), sa.ours, sa.resource_version,
+                        sa.uid, sa.has_annotations)
+            case plan.SecretWrite():
+                secrets[(action.namespace, action.name)] = model.Secret(
+                    namespace=action.namespace, name=action.name, managed=True,
+                    type=model.SECRET_TYPE, digest=model.digest(action.content.data),
+                    data_keys=(model.DOCKERCONFIG_KEY,), labels={}, annotations={},
+                    resource_version="")
+            case plan.DeleteSecret() | plan.ReleaseSecret():
+                secrets.pop((action.namespace, action.name), None)
     return model.ClusterView(view.namespaces, secrets, accounts)

@@ -15,7 +15,8 @@ def actions(view: model.ClusterView, *, instance: str | None) -> tuple[plan.Acti
     stay."""
     unpatch = [
         plan.PatchServiceAccount(sa.namespace, sa.name, sa.resource_version,
-                                 remove=model.added_by(sa, inst), instance=inst)
+                                 remove=model.added_by(sa, inst), instance=inst, observed=sa,
+                                 observed_uid=sa.uid)
         for ns in sorted(view.service_accounts)
         for sa in sorted(view.service_accounts[ns].values(), key=lambda a: a.name)
         for inst in model.instances_on(sa)

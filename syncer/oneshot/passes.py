@@ -24,7 +24,7 @@ class Listener(Protocol):
     def planned(self, actions: Sequence[plans.Action]) -> None:
         """The writes about to be made, before the first one."""
 
-    def applied(self, action: plans.Action | plans.EvictPod) -> None:
+    def applied(self, action: plans.Action | recycle.EvictPod) -> None:
         """One write accepted by the apiserver."""
 
     def close(self) -> None:
@@ -63,7 +63,7 @@ class PassReport:
     error: str | None = None
 
     @property
-    def evictions(self) -> list[plans.EvictPod]:
+    def evictions(self) -> list[recycle.EvictPod]:
         """The Pods evicted (`sync`) or that would be (`plan`)."""
         return self.recycling.planned if self.dry_run else self.recycling.evicted
 
@@ -84,7 +84,7 @@ class Quiet:
     def planned(self, actions: Sequence[plans.Action]) -> None:
         return
 
-    def applied(self, action: plans.Action | plans.EvictPod) -> None:
+    def applied(self, action: plans.Action | recycle.EvictPod) -> None:
         return
 
     def close(self) -> None:

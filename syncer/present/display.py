@@ -1,7 +1,7 @@
 """What `sync` and `uninstall` show while they run: one line per applied write on stdout (text, or
 JSON lines with `--output json`) and the progress of the pass — a live bar when stdout is a
 terminal, else a plain line on stderr at most every 10 s (CI logs). Names only, never a value:
-every line is made from `plan.describe` / `plan.as_json`.
+every line is made by `syncer.present.actions`.
 
 The live bar is tqdm's, drawn on stdout: lines are written above it (`tqdm.write`), log records
 are routed above it too, and it is erased when the pass ends, so the terminal keeps only the
@@ -23,7 +23,8 @@ from typing import TextIO
 import tqdm
 import tqdm.contrib.logging
 
-from syncer.decide import plan, progress
+from syncer.decide import plan, progress, recycle
+from syncer.present import actions as render
 from syncer.reconcile import evict
 
 TICK_SECONDS = 0.5  # how often the bar (or the plain line's clock) is looked at between writes
@@ -112,16 +113,16 @@ class Display:
                                             daemon=True)
             self._ticker.start()
 
-    def applied(self, action: plan.Action | plan.EvictPod) -> None:
+    def applied(self, action: plan.Action | recycle.EvictPod) -> None:
         """One write done: its line, then the progress."""
-        self._line(progress.describe_done(action), action, result="applied")
+        self._line(render.describe_done(action), action, result="applied")
         if self._progress is not None:
             self._progress.advance(progress.writes_of(action))
         self.tick()
 
     def listed(self, action: plan.Action) -> None:
         """One write that a dry run would make (present tense, as `plan` prints it)."""
-        self._line(plan.describe(action), action, result="planned")
+        self._line(render.describe(action), action, result="planned")
 
     def tick(self) -> None:
         """Refresh the bar, or print the plain progress line if one is due."""
@@ -158,10 +159,10 @@ class Display:
         self.close()
 
     # ---- helpers -------------------------------------------------------------------------
-    def _line(self, text: str, action: plan.Action | plan.EvictPod, *, result: str) -> None:
+    def _line(self, text: str, action: plan.Action | recycle.EvictPod, *, result: str) -> None:
         if self.quiet:
             return
-        line = json.dumps({**plan.as_json(action), "result": result}) if self.json else text
+        line = json.dumps({**render.as_json(action), "result": result}) if self.json else text
         with self._lock:
             if self._bar is not None:
                 self._bar.write(line)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 
 from syncer import config, oneshot
-from syncer.decide import fight, plan, progress
+from syncer.decide import fight, progress
+from syncer.present import actions as render
 from syncer.present import display
 
 
@@ -28,10 +29,10 @@ def one_pass(report: oneshot.PassReport, out: display.Display, *, qps: float,
     if report.dry_run:
         actions = (*report.planned, *report.recycling.planned)
         if out.json:
-            print(plan.to_json(actions))
+            print(render.to_json(actions))
         else:
             for action in actions:
-                print(plan.describe(action))
+                print(render.describe(action))
         sys.stdout.flush()  # the lines come before the stderr lines that follow, in a pipe too
     for message in (*report.credentials_failing, *report.failures):
         _err(f"error: {message}")

@@ -63,7 +63,7 @@ class Applier:
         a re-read showed nothing was left to do)."""
         current: plan.SecretAction = action
         for _ in range(RACE_RETRIES):
-            key = plan.where(current)
+            key = current.namespace, current.name
             try:
                 self._secret_once(current)
                 return current
@@ -77,42 +77,45 @@ class Applier:
                 if nxt is None:
                     return None
                 current = nxt
-        ns, name = plan.where(action)
-        raise errors.Conflict(f"secret {ns}/{name}: kept changing; will retry")
+        raise errors.Conflict(
+            f"secret {action.namespace}/{action.name}: kept changing; will retry")
 
     def _secret_once(self, action: plan.SecretAction) -> None:
-        key = plan.where(action)
-        if isinstance(action, plan.CreateSecret):
-            self._cache.note_secret(key, self._cluster.create_secret(action.content))
-            self._wrote("secret", "create")
-        elif isinstance(action, plan.UpdateSecret):
-            self._cache.note_secret(key, self._cluster.update_secret(
-                action.content, resource_version=action.resource_version,
-                drop_keys=action.drop_keys))
-            self._wrote("secret", "update")
-        elif isinstance(action, plan.ReplaceSecret):
-            self._cluster.delete_secret(*key, resource_version=action.resource_version)
-            self._wrote("secret", "delete")
-            self._cache.note_secret(key, None)
-            created = self._cluster.create_secret(action.content)
-            self._wrote("secret", "create")
-            self._cache.note_secret(key, created)
-            self._on_replaced(action, created.uid)
-        elif isinstance(action, plan.ReleaseSecret):
-            self._cache.note_secret(key, self._cluster.release_secret(
-                *key, resource_version=action.resource_version))
-            self._wrote("secret", "update")
-        else:
-            self._cluster.delete_secret(*key, resource_version=action.resource_version)
-            self._wrote("secret", "delete")
-            self._cache.note_secret(key, None)
+        """The requests of one Secret action: the one place that says what each kind sends."""
+        key = action.namespace, action.name
+        match action:
+            case plan.CreateSecret():
+                self._cache.note_secret(key, self._cluster.create_secret(action.content))
+                self._wrote("secret", "create")
+            case plan.UpdateSecret():
+                self._cache.note_secret(key, self._cluster.update_secret(
+                    action.content, resource_version=action.resource_version,
+                    drop_keys=action.drop_keys))
+                self._wrote("secret", "update")
+            case plan.ReplaceSecret():
+                self._cluster.delete_secret(*key, resource_version=action.resource_version)
+                self._wrote("secret", "delete")
+                self._cache.note_secret(key, None)
+                created = self._cluster.create_secret(action.content)
+                self._wrote("secret", "create")
+                self._cache.note_secret(key, created)
+                self._on_replaced(action, created.uid)
+            case plan.ReleaseSecret():
+                self._cache.note_secret(key, self._cluster.release_secret(
+                    *key, resource_version=action.resource_version))
+                self._wrote("secret", "update")
+            case plan.DeleteSecret():
+                self._cluster.delete_secret(*key, resource_version=action.resource_version)
+                self._wrote("secret", "delete")
+                self._cache.note_secret(key, None)
 
     # ---- ServiceAccounts --------------------------------------------------------------------
-    def service_account(self, action: plan.PatchServiceAccount, *, add: tuple[str, ...],
-                        observed: model.ServiceAccount | None) -> bool:
-        """Patch with a resourceVersion precondition; on a lost race re-read and recompute, so
-        a concurrent writer's entries are never dropped. True when a write was made."""
-        sa = observed
+    def service_account(self, action: plan.PatchServiceAccount, *,
+                        add: tuple[str, ...]) -> bool:
+        """Patch with a resourceVersion precondition, starting from the ServiceAccount the
+        action was computed from; on a lost race re-read and recompute, so a concurrent
+        writer's entries are never dropped. True when a write was made."""
+        sa = action.observed
         for _ in range(RACE_RETRIES):
             if sa is None:
                 try:
@@ -140,7 +143,7 @@ def recompute_secret(want: desired.Desired, action: plan.SecretAction,
                      fresh: model.Secret | None, *, conflicts: list[plan.SecretConflict],
                      blocked: list[plan.Blocked]) -> plan.SecretAction | None:
     """After a lost race, decide afresh from the re-read Secret (pure)."""
-    key = plan.where(action)
+    key = action.namespace, action.name
     target = want.targets.get(key)
     if target is None:  # a prune: remove only what is still ours
         if fresh is None or not model.owned_by(fresh, want.instance):

@@ -73,7 +73,7 @@ class Engine:
         self._report_findings(want, the_plan, view, dry_run=dry_run)
         if not dry_run:
             self._on_planned(the_plan.actions)
-            self._apply(want, view, the_plan.actions, report, proceed)
+            self._apply(want, the_plan.actions, report, proceed)
             self._count_managed(cfg, view, report)  # the view holds every managed Secret
             self._report_fights(cfg, view)
         return report
@@ -126,16 +126,17 @@ class Engine:
         mapping_of = {k: s.annotations.get(model.MAPPING_ANNOTATION, "")
                       for k, s in view.secrets.items() if model.owned_by(s, cfg.instance)}
         for act in report.applied:
-            if isinstance(act, plan.DeleteSecret | plan.ReleaseSecret):
-                mapping_of.pop(plan.where(act), None)
-            elif not isinstance(act, plan.PatchServiceAccount):
-                mapping_of[plan.where(act)] = plan.mapping_of(act) or ""
+            if act.kind != "secret":
+                continue
+            if act.removes:
+                mapping_of.pop((act.namespace, act.name), None)
+            else:
+                mapping_of[(act.namespace, act.name)] = act.mapping or ""
         counts = Tally(mapping_of.values())
         for mapping in cfg.mappings:
             self.metrics.managed_secrets.labels(mapping=mapping.name).set(counts[mapping.name])
 
-    def _apply(self, want: desired.Desired, view: model.ClusterView,
-               actions: Iterable[plan.Action], report: Report,
+    def _apply(self, want: desired.Desired, actions: Iterable[plan.Action], report: Report,
                proceed: Callable[[], bool]) -> None:
         failed_secrets: set[tuple[str, str]] = set()
         gone_namespaces: set[str] = set()
@@ -143,30 +144,22 @@ class Engine:
             if not proceed():
                 report.interrupted = True
                 return
-            ns, name = plan.where(action)
+            ns, name = action.namespace, action.name
             if ns in gone_namespaces:
                 continue
             try:
-                if isinstance(action, plan.PatchServiceAccount):
-                    add = self._hold_back(action, tuple(
-                        n for n in action.add if (ns, n) not in failed_secrets), report)
-                    if not (add or action.remove):
-                        continue
-                    if self._fights is not None and action.remove:
-                        self._fights.unpatching(ns, name, action.remove, self._clock())
-                    observed = view.service_accounts.get(ns, {}).get(name)
-                    if self._applier.service_account(action, add=add, observed=observed):
-                        if self._fights is not None and add:
-                            self._fights.restored(ns, name, self._clock())
-                        self._done(action, report)
-                    continue
-                done = self._applier.secret(action, lambda act, fresh: apply.recompute_secret(
-                    want, act, fresh, conflicts=report.conflicts, blocked=report.blocked))
-                if done is not None:
-                    self._done(done, report)
+                match action:
+                    case plan.PatchServiceAccount():
+                        self._patch(action, failed_secrets, report)
+                    case _:
+                        done = self._applier.secret(
+                            action, lambda act, fresh: apply.recompute_secret(
+                                want, act, fresh, conflicts=report.conflicts,
+                                blocked=report.blocked))
+                        if done is not None:
+                            self._done(done, report)
             except errors.NotFound as exc:  # vanished mid-pass: dropped silently
-                if isinstance(exc, errors.NamespaceTerminating) or isinstance(
-                        action, plan.CreateSecret | plan.ReplaceSecret):
+                if isinstance(exc, errors.NamespaceTerminating) or action.creates:
                     gone_namespaces.add(ns)
             except apply.SecretTaken:  # reported as a conflict; its SAs must not point at it
                 failed_secrets.add((ns, name))
@@ -174,27 +167,30 @@ class Engine:
                     if (sc.namespace, sc.name) == (ns, name):
                         self.findings.secret_conflict(sc, dry_run=False)
             except errors.KubeError as exc:
-                if not isinstance(action, plan.PatchServiceAccount):
+                if action.kind == "secret":
                     failed_secrets.add((ns, name))
                 report.failures.append(str(exc))
-                self.findings.write_failed(action, exc, uid=_observed_uid(view, action))
+                self.findings.write_failed(action, exc)
+
+    def _patch(self, action: plan.PatchServiceAccount, failed_secrets: set[tuple[str, str]],
+               report: Report) -> None:
+        """A ServiceAccount's references: none to a Secret this pass failed to write, ours back
+        on a contested one only after its back-off."""
+        ns, name = action.namespace, action.name
+        add = self._hold_back(action, tuple(
+            n for n in action.add if (ns, n) not in failed_secrets), report)
+        if not (add or action.remove):
+            return
+        if self._fights is not None and action.remove:
+            self._fights.unpatching(ns, name, action.remove, self._clock())
+        if self._applier.service_account(action, add=add):
+            if self._fights is not None and add:
+                self._fights.restored(ns, name, self._clock())
+            self._done(action, report)
 
     def _done(self, action: plan.Action, report: Report) -> None:
         report.applied.append(action)
-        ns, name = plan.where(action)
-        log.info(plan.describe(action), extra={
-            "namespace": ns, "object": name, "kind": action.kind, "action": action.verb,
-            "mapping": plan.mapping_of(action)})
+        log.info(str(action), extra={
+            "namespace": action.namespace, "object": action.name, "kind": action.kind,
+            "action": action.verb, "mapping": action.mapping})
         self._on_applied(action)
-
-
-def _observed_uid(view: model.ClusterView, action: plan.Action) -> str:
-    """The uid of the object a failed write was about (empty when it does not exist yet), so
-    that `kubectl events --for` (and, for a ServiceAccount, `kubectl describe`) shows its Warning
-    Event."""
-    ns, name = plan.where(action)
-    if isinstance(action, plan.PatchServiceAccount):
-        sa = view.service_accounts.get(ns, {}).get(name)
-        return sa.uid if sa is not None else ""
-    secret = view.secrets.get((ns, name))
-    return secret.uid if secret is not None else ""

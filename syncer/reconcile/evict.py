@@ -1,5 +1,5 @@
 """Carrying out recycling decisions (docs/recycle-pods.md): evictions within the rate limits,
-Warning Events for the Pods we never evict, and what a refusal means.
+Warning Events for the Pods we never evict (`pull_secret_missing`), and what a refusal means.
 
 - Each Pod is evicted at most once per 10 minutes, at most 10 evictions a minute in all
   (`Limiter`, clock-injected); a decision over the limit waits for a later round.
@@ -84,10 +84,10 @@ class Limiter:
 class Outcome:
     """What one round of recycling did; `later` says when to look at a namespace again."""
 
-    evicted: list[plan.EvictPod] = field(default_factory=list)
-    planned: list[plan.EvictPod] = field(default_factory=list)  # dry run
-    refused: list[plan.EvictPod] = field(default_factory=list)  # by a PodDisruptionBudget
-    deferred: list[plan.EvictPod] = field(default_factory=list)  # over the rate limits
+    evicted: list[recycle.EvictPod] = field(default_factory=list)
+    planned: list[recycle.EvictPod] = field(default_factory=list)  # dry run
+    refused: list[recycle.EvictPod] = field(default_factory=list)  # by a PodDisruptionBudget
+    deferred: list[recycle.EvictPod] = field(default_factory=list)  # over the rate limits
     warned: list[recycle.MissingSecret] = field(default_factory=list)
     later: dict[str, float] = field(default_factory=dict)  # namespace -> seconds
     failures: list[str] = field(default_factory=list)
@@ -113,13 +113,13 @@ class Evictor:
         self._findings = found
         self._limiter = limiter
 
-    def run(self, decisions: Iterable[plan.EvictPod | recycle.MissingSecret], *,
+    def run(self, decisions: Iterable[recycle.EvictPod | recycle.MissingSecret], *,
             dry_run: bool = False, proceed: Callable[[], bool] = lambda: True) -> Outcome:
         """Warn about or evict each decided Pod; stops at a 403 (every other would get one)."""
         out = Outcome()
         for decision in decisions:
             if isinstance(decision, recycle.MissingSecret):
-                self._findings.pull_secret_missing(decision, dry_run=dry_run)
+                pull_secret_missing(self._findings, decision, dry_run=dry_run)
                 out.warned.append(decision)
             elif dry_run:
                 out.planned.append(decision)
@@ -131,7 +131,7 @@ class Evictor:
                     break
         return out
 
-    def _evict(self, e: plan.EvictPod, out: Outcome) -> None:
+    def _evict(self, e: recycle.EvictPod, out: Outcome) -> None:
         key = (e.namespace, e.name)
         wait = self._limiter.take(key)
         if wait > 0:
@@ -141,12 +141,13 @@ class Evictor:
         extra = {"namespace": e.namespace, "object": e.name, "mapping": e.mapping,
                  "kind": "pod", "action": "evict"}
         try:
-            self._cluster.evict_pod(e.namespace, e.name, uid=e.uid)
+            self._cluster.evict_pod(e.namespace, e.name, uid=e.observed_uid)
         except errors.TooManyRequests as exc:
             self._limiter.retry_after(key, REFUSED_RETRY_SECONDS)
             out.refused.append(e)
             out.retry(e.namespace, REFUSED_RETRY_SECONDS)
-            if self._findings.fresh(model.ObjectRef("Pod", *key, e.uid), "EvictionRefused"):
+            if self._findings.fresh(model.ObjectRef("Pod", *key, e.observed_uid),
+                                    "EvictionRefused"):
                 log.warning("eviction refused by a PodDisruptionBudget; will ask again, never "
                             "force", extra={**extra, "error": str(exc)})
         except (errors.NotFound, errors.Conflict):
@@ -164,7 +165,34 @@ class Evictor:
             self._limiter.evicted(key)
             self._metrics.pods_recycled.labels(mapping=e.mapping).inc()
             out.evicted.append(e)
-            log.info(plan.describe(e), extra=extra)
+            log.info(str(e), extra=extra)
+
+
+def pull_secret_missing(found: findings.Findings, m: recycle.MissingSecret, *,
+                        dry_run: bool) -> None:
+    """A stuck Pod we do not evict (no controller, its own imagePullSecrets, or a Job's): a
+    Warning Event that says why and what to do instead, hourly."""
+    extra = {"namespace": m.namespace, "object": m.name, "mapping": m.mapping, "kind": "pod"}
+    if m.why == "no-controller":
+        msg = "pod cannot pull its image without the secret and has no controller; not evicted"
+        message = (f"this pod was created before serviceaccount {m.service_account!r} listed "
+                   f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
+                   "image; it has no controller, so pullsecret-syncer never deletes it: "
+                   "recreate it to pick up the secret")
+    elif m.why == "job":
+        msg = "pod of a job cannot pull its image without the secret; not evicted"
+        message = (f"this pod was created before serviceaccount {m.service_account!r} listed "
+                   f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
+                   "image; it belongs to a Job, whose backoffLimit counts an evicted pod as "
+                   "a failure, so pullsecret-syncer does not evict it: delete it if the Job "
+                   "can afford one more failure (its next pod gets the secret)")
+    else:
+        msg = "pod cannot pull its image without the secret and names its own; not evicted"
+        message = (f"this pod names its own imagePullSecrets, so a recreated pod would not get "
+                   f"secret {m.secret_name!r} from serviceaccount {m.service_account!r} "
+                   f"(mapping {m.mapping!r}) either: add it to the pod template")
+    found.warn(model.ObjectRef("Pod", m.namespace, m.name, m.uid), reason=recycle.EVENT_REASON,
+               message=message, msg=msg, extra=extra, dry_run=dry_run)
 
 
 class Denial:

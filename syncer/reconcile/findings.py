@@ -1,5 +1,6 @@
 """What a pass reports besides its writes: conflicts, blocked Secrets, failed writes, replaced
-Secrets — as a log line, a metric and a Warning Event on the object concerned.
+Secrets — as a log line, a metric and a Warning Event on the object concerned (`warn` is that
+for a finding of another room, e.g. recycling's Pods that are never evicted).
 
 The same finding about the same object is reported at most once an hour: a daemon that passes
 over a conflicted namespace on every event must not flood the log, the metric or the Events.
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from syncer.core import model
-from syncer.decide import desired, fight, plan, recycle
+from syncer.decide import desired, fight, plan
 from syncer.kube import api, errors
 from syncer.telemetry import observability
 
@@ -94,14 +95,16 @@ class Findings:
         log.warning("registry provided by an earlier credential; ignoring this one",
                     extra={"mapping": mapping, "credential": credential, "object": registry})
 
-    def write_failed(self, action: plan.Action, exc: errors.KubeError, *, uid: str) -> None:
-        ns, name = plan.where(action)
+    def write_failed(self, action: plan.Action, exc: errors.KubeError) -> None:
+        """A Warning Event on the object as the pass observed it (its uid, so that `kubectl
+        events --for` and, for a ServiceAccount, `kubectl describe` show it)."""
+        ns, name = action.namespace, action.name
         self._metrics.reconcile_errors.labels(reason="kube_write").inc()
         log.error("write failed", extra={"namespace": ns, "object": name, "kind": action.kind,
-                                         "action": action.verb, "mapping": plan.mapping_of(action),
+                                         "action": action.verb, "mapping": action.mapping,
                                          "error": str(exc)})
         kind = "Secret" if action.kind == "secret" else "ServiceAccount"
-        ref = model.ObjectRef(kind, ns, name, uid)
+        ref = model.ObjectRef(kind, ns, name, action.observed_uid)
         if self.fresh(ref, "WriteFailed"):
             self._cluster.record_event(
                 ref, reason="WriteFailed",
@@ -109,15 +112,16 @@ class Findings:
                         f"{exc.reason or exc.status or 'error'}")
 
     def secret_replaced(self, action: plan.ReplaceSecret, *, new_uid: str) -> None:
-        c = action.content
         log.warning("secret could not be changed in place; replaced it",
-                    extra={"namespace": c.namespace, "object": c.name, "mapping": c.mapping,
+                    extra={"namespace": action.namespace, "object": action.name,
+                           "mapping": action.mapping,
                            "error": "immutable: true" if action.why == "immutable"
                            else "wrong type"})
         cause = ("someone set immutable: true on it" if action.why == "immutable"
                  else f"its type was not {model.SECRET_TYPE}")
         self._cluster.record_event(
-            model.ObjectRef("Secret", c.namespace, c.name, new_uid), reason="SecretReplaced",
+            model.ObjectRef("Secret", action.namespace, action.name, new_uid),
+            reason="SecretReplaced",
             message=f"pullsecret-syncer deleted and re-created this secret: {cause}")
 
     def contested(self, c: fight.Contested, *, mapping: str, uid: str) -> None:
@@ -132,30 +136,12 @@ class Findings:
                            "kind": "serviceaccount", "manager": c.manager, "error": text})
         self._cluster.record_event(ref, reason=fight.EVENT_REASON, message=text)
 
-    def pull_secret_missing(self, m: recycle.MissingSecret, *, dry_run: bool) -> None:
-        """A stuck Pod we do not evict (no controller, or its own imagePullSecrets)."""
-        extra = {"namespace": m.namespace, "object": m.name, "mapping": m.mapping, "kind": "pod"}
-        if m.why == "no-controller":
-            msg = "pod cannot pull its image without the secret and has no controller; not evicted"
-            message = (f"this pod was created before serviceaccount {m.service_account!r} listed "
-                       f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
-                       "image; it has no controller, so pullsecret-syncer never deletes it: "
-                       "recreate it to pick up the secret")
-        elif m.why == "job":
-            msg = "pod of a job cannot pull its image without the secret; not evicted"
-            message = (f"this pod was created before serviceaccount {m.service_account!r} listed "
-                       f"secret {m.secret_name!r} (mapping {m.mapping!r}) and cannot pull its "
-                       "image; it belongs to a Job, whose backoffLimit counts an evicted pod as "
-                       "a failure, so pullsecret-syncer does not evict it: delete it if the Job "
-                       "can afford one more failure (its next pod gets the secret)")
-        else:
-            msg = "pod cannot pull its image without the secret and names its own; not evicted"
-            message = (f"this pod names its own imagePullSecrets, so a recreated pod would not get "
-                       f"secret {m.secret_name!r} from serviceaccount {m.service_account!r} "
-                       f"(mapping {m.mapping!r}) either: add it to the pod template")
-        ref = model.ObjectRef("Pod", m.namespace, m.name, m.uid)
-        if not dry_run and not self.fresh(ref, recycle.EVENT_REASON):
+    def warn(self, ref: model.ObjectRef, *, reason: str, message: str, msg: str,
+             extra: dict[str, str], dry_run: bool) -> None:
+        """A finding about one object: a log line and a Warning Event (hourly per object and
+        reason); a dry run only logs, every time."""
+        if not dry_run and not self.fresh(ref, reason):
             return
         log.warning(msg, extra=extra)
         if not dry_run:
-            self._cluster.record_event(ref, reason=recycle.EVENT_REASON, message=message)
+            self._cluster.record_event(ref, reason=reason, message=message)

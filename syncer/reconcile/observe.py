@@ -44,7 +44,7 @@ def contested(cluster: api.Lister, view: model.ClusterView,
     memory only, and these are what it left in the cluster. Raises KubeError (e.g. Forbidden:
     reading Events needs `list` on events, which the daemon's own role does not have)."""
     ours = {ns for (ns, _), s in view.secrets.items() if s.managed}
-    ours.update(plan.where(a)[0] for a in planned)
+    ours.update(a.namespace for a in planned)
     events = cluster.list(api.EVENTS, selector=api.reason(fight.EVENT_REASON)).items
     return fight.reported(events, now=datetime.datetime.now(datetime.UTC),
                           accounts=view.service_accounts, namespaces=ours)

@@ -60,15 +60,14 @@ def run(cluster: api.TeardownTarget, *, metrics: observability.Metrics, dry_run:
     done = on_applied or (lambda action: None)
     still_referenced: set[tuple[str, str]] = set()  # Secrets a ServiceAccount may still list
     for action in actions:
-        ns, name = plan.where(action)
+        ns, name = action.namespace, action.name
         if not isinstance(action, plan.PatchServiceAccount) and (ns, name) in still_referenced:
             report.failures.append(f"secret {ns}/{name}: kept, a ServiceAccount that lists it "
                                    "could not be unpatched")
             continue
         try:
             if isinstance(action, plan.PatchServiceAccount):
-                observed = view.service_accounts[ns][name]
-                if applier.service_account(action, add=(), observed=observed):
+                if applier.service_account(action, add=()):
                     report.applied.append(action)
                     done(action)
             elif applier.secret(action, still_ours(instance)) is not None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from syncer import config
 from syncer.core import dockerconfig, model
-from syncer.decide import plan, recycle
+from syncer.decide import recycle
 from syncer.kube import api, errors
 from syncer.reconcile import evict, findings
 from syncer.run import informer, queue
@@ -176,8 +176,8 @@ class Recycler:
         where = recycle.scene(cfg, self._credentials(), self._view(), scope=scope)
         decisions = recycle.decide_all(candidates, where)
         blocked = self._evict_blocked_until - self._clock()
-        if blocked > 0 and any(isinstance(d, plan.EvictPod) for d in decisions):
-            decisions = [d for d in decisions if isinstance(d, recycle.MissingSecret)]
+        if blocked > 0 and any(d.evicts for d in decisions):
+            decisions = [d for d in decisions if not d.evicts]
             self.queue.add_after(blocked, scope)
         out = self._evictor.run(decisions,
                                 proceed=lambda: not self._stop.is_set() and self._leading())

@@ -15,7 +15,7 @@ import pytest
 from backends import base
 from syncer import config, oneshot
 from syncer.core import model
-from syncer.decide import fight, plan
+from syncer.decide import fight, plan, recycle
 from syncer.kube import errors, fake
 from tests.unit import fakes
 
@@ -49,8 +49,8 @@ class Recorder:
     def planned(self, actions: Sequence[plan.Action]) -> None:
         self.told.append(f"planned {len(actions)}")
 
-    def applied(self, action: plan.Action | plan.EvictPod) -> None:
-        self.told.append(plan.describe(action))
+    def applied(self, action: plan.Action | recycle.EvictPod) -> None:
+        self.told.append(str(action))
 
     def close(self) -> None:
         self.told.append("closed")
@@ -62,15 +62,15 @@ def test_plan_writes_nothing_and_sync_then_writes_exactly_what_plan_showed(
     shown = oneshot.plan(cfg, backends, cluster)
     assert cluster.writes() == 0
     assert shown.ok and shown.exit_status == 0 and shown.written == []
-    assert [plan.describe(a) for a in shown.planned] == [
+    assert [str(a) for a in shown.planned] == [
         "create secret team-a/regcred (hub, ghcr)",
         "patch serviceaccount team-a/default +regcred"]
 
     told = Recorder()
     done = oneshot.sync(cfg, backends, cluster, listener=told)
     assert done.ok and done.exit_status == 0
-    assert [plan.describe(a) for a in done.written] == [plan.describe(a) for a in shown.planned]
-    assert told.told == ["planned 2", *(plan.describe(a) for a in shown.planned), "closed"]
+    assert [str(a) for a in done.written] == [str(a) for a in shown.planned]
+    assert told.told == ["planned 2", *(str(a) for a in shown.planned), "closed"]
     assert cluster.writes() == 2
     assert cluster.stored("serviceaccounts", NS, "default").image_pull_secrets == (
         "theirs", "regcred")
@@ -203,9 +203,9 @@ def test_uninstall_dry_run_lists_and_uninstall_removes_what_sync_wrote(
 
     told = Recorder()
     done = oneshot.uninstall(cluster, listener=told)
-    assert done.ok and [plan.describe(a) for a in done.removed] == [
-        plan.describe(a) for a in listed.removed]
-    assert told.told == ["planned 2", *(plan.describe(a) for a in done.removed), "closed"]
+    assert done.ok and [str(a) for a in done.removed] == [
+        str(a) for a in listed.removed]
+    assert told.told == ["planned 2", *(str(a) for a in done.removed), "closed"]
     assert cluster.stored("serviceaccounts", NS, "default").image_pull_secrets == ("theirs",)
     assert cluster.stored("secrets", NS, "regcred") is None
     assert oneshot.uninstall(cluster).removed == []  # twice: nothing the second time

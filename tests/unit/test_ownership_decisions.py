@@ -10,6 +10,7 @@ from syncer import config
 from syncer.core import model
 from syncer.decide import plan
 from syncer.kube import fake
+from syncer.present import actions as render
 from syncer.reconcile import engine, observe, uninstall
 from syncer.telemetry import observability
 from tests.unit import builders
@@ -95,7 +96,7 @@ def test_two_instances_never_delete_each_others_objects_and_share_a_service_acco
 
     report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False,
                            instance="team-one")
-    assert sorted(plan.describe(a) for a in report.applied) == [
+    assert sorted(render.describe(a) for a in report.applied) == [
         "delete secret a/pull-one (dockerhub)", "delete secret shared/pull-one (dockerhub)",
         "unpatch serviceaccount a/default -pull-one",
         "unpatch serviceaccount shared/default -pull-one"]
@@ -130,7 +131,7 @@ def test_secrets_from_before_instances_belong_to_default_and_gain_the_annotation
     cluster.put_secret(dataclasses.replace(written, annotations=legacy))
     assert not model.owned_by(cluster.stored("secrets", "a", "regcred"), "other")
     report = sync(cluster, cfg)
-    assert [plan.describe(a) for a in report.applied] == ["update secret a/regcred (dockerhub)"]
+    assert [render.describe(a) for a in report.applied] == ["update secret a/regcred (dockerhub)"]
     assert cluster.stored("secrets", "a", "regcred").uid == written.uid
     assert sync(cluster, cfg).applied == []
 
@@ -142,7 +143,7 @@ def adopted_world() -> tuple[fake.FakeCluster, config.Config]:
         digest=model.digest(b'{"auths":{}}'), data_keys=(model.DOCKERCONFIG_KEY,), labels={},
         annotations={}, resource_version=""))
     cfg = builders.make_config(builders.make_mapping(names=("a",), adopt=True))
-    assert [plan.describe(a) for a in sync(cluster, cfg).applied] == [
+    assert [render.describe(a) for a in sync(cluster, cfg).applied] == [
         "adopt secret a/regcred (dockerhub)", "patch serviceaccount a/default +regcred"]
     return cluster, cfg
 
@@ -151,7 +152,7 @@ def test_a_pruned_adopted_secret_is_handed_back_not_deleted() -> None:
     cluster, _ = adopted_world()
     uid = cluster.stored("secrets", "a", "regcred").uid
     report = sync(cluster, builders.make_config())  # the mapping is gone: prune
-    assert [plan.describe(a) for a in report.applied] == [
+    assert [render.describe(a) for a in report.applied] == [
         "unpatch serviceaccount a/default -regcred", "release secret a/regcred (dockerhub)"]
     released = cluster.stored("secrets", "a", "regcred")
     assert (released.uid, released.managed, released.annotations) == (uid, False, {})
@@ -162,7 +163,7 @@ def test_a_pruned_adopted_secret_is_handed_back_not_deleted() -> None:
 def test_uninstall_hands_an_adopted_secret_back() -> None:
     cluster, _ = adopted_world()
     report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False)
-    assert [plan.describe(a) for a in report.applied] == [
+    assert [render.describe(a) for a in report.applied] == [
         "unpatch serviceaccount a/default -regcred", "release secret a/regcred (dockerhub)"]
     assert cluster.stored("secrets", "a", "regcred").managed is False
     assert deletes(cluster) == 0
@@ -174,11 +175,11 @@ def test_uninstall_of_one_instance_leaves_copies_and_all_instances_takes_every_o
     sync(cluster, builders.make_config(builders.make_mapping(names=("b",)), instance="x"))
     cluster.put_secret(copy_of(cluster.stored("secrets", "a", "regcred"), "other"))
     report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False)
-    assert sorted(plan.describe(a) for a in report.applied) == [
+    assert sorted(render.describe(a) for a in report.applied) == [
         "delete secret a/regcred (dockerhub)", "unpatch serviceaccount a/default -regcred"]
     everything = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False,
                                instance=None)
-    assert sorted(plan.describe(a) for a in everything.applied) == [
+    assert sorted(render.describe(a) for a in everything.applied) == [
         "delete secret b/regcred (dockerhub)", "unpatch serviceaccount b/default -regcred"]
     assert cluster.stored("secrets", "other", "regcred") is not None  # a copy: nobody's
     assert cluster.stored("serviceaccounts", "b", "default").image_pull_secrets == ("theirs",)

@@ -20,6 +20,7 @@ from syncer import config
 from syncer.core import dockerconfig, model
 from syncer.decide import desired, plan
 from syncer.kube import codec
+from syncer.present import actions as render
 from tests.unit.builders import basic, make_config, make_mapping
 
 SENTINEL = "pw-SENTINEL-7f3a"
@@ -127,7 +128,7 @@ def run_plan(
 
 
 def lines(the_plan: plan.Plan) -> list[str]:
-    return [plan.describe(a) for a in the_plan.actions]
+    return [render.describe(a) for a in the_plan.actions]
 
 
 def patch_ops(account: model.ServiceAccount, *, add: tuple[str, ...],
@@ -181,7 +182,7 @@ def apply_plan(view: model.ClusterView, the_plan: plan.Plan) -> model.ClusterVie
         else:
             current = accounts[a.namespace][a.name]
             ops = patch_ops(current, add=a.add, remove=a.remove)
-            assert ops is not None, f"planned a no-op: {plan.describe(a)}"
+            assert ops is not None, f"planned a no-op: {render.describe(a)}"
             obj = jsonpatch.apply_patch(sa_object(current), ops)
             obj["metadata"]["resourceVersion"] = str(int(current.resource_version) + 1)
             accounts[a.namespace][a.name] = sa_from_object(obj)
@@ -789,7 +790,7 @@ def content(credentials: tuple[str, ...]) -> model.SecretContent:
          "delete secret team-a-dev/regcred (ghcr)"),
         (plan.UpdateSecret(content(("dockerhub",)), "1", adopt=True),
          "adopt secret team-a-dev/regcred (dockerhub)"),
-        (plan.ReplaceSecret(content(("dockerhub",)), "1", "uid-1", "type"),
+        (plan.ReplaceSecret(content(("dockerhub",)), "1", "type", observed_uid="uid-1"),
          "replace secret team-a-dev/regcred (dockerhub)"),
         (plan.PatchServiceAccount(NS, "default", "7", add=("regcred",)),
          "patch serviceaccount team-a-dev/default +regcred"),
@@ -798,7 +799,7 @@ def content(credentials: tuple[str, ...]) -> model.SecretContent:
     ],
 )
 def test_describe_prints_the_spec_line(action: plan.Action, line: str) -> None:
-    assert plan.describe(action) == line
+    assert render.describe(action) == line
 
 
 def test_json_output_has_the_spec_keys() -> None:
@@ -806,7 +807,7 @@ def test_json_output_has_the_spec_keys() -> None:
         plan.CreateSecret(content(("dockerhub", "ghcr"))),
         plan.PatchServiceAccount(NS, "default", "7", add=("regcred",)),
     )
-    assert json.loads(plan.to_json(actions)) == [
+    assert json.loads(render.to_json(actions)) == [
         {"action": "create", "kind": "secret", "namespace": NS, "name": "regcred",
          "credentials": ["dockerhub", "ghcr"]},
         {"action": "patch", "kind": "serviceaccount", "namespace": NS, "name": "default",
@@ -823,7 +824,8 @@ def test_managed_secret_of_another_type_is_replaced_not_updated() -> None:
     wrong = dataclasses.replace(good, type="Opaque", uid="uid-old")
     (replace,) = run_plan(cfg, make_view([ns(NS)], [wrong])).actions
     assert isinstance(replace, plan.ReplaceSecret)
-    assert (replace.why, replace.resource_version, replace.uid) == ("type", "12", "uid-old")
+    assert (replace.why, replace.resource_version, replace.observed_uid) == (
+        "type", "12", "uid-old")
     assert model.digest(replace.content.data) == good.digest
 
 
@@ -851,13 +853,28 @@ def test_immutable_managed_secret_in_sync_causes_no_write() -> None:
                                    [sa(pulls=("regcred",), ours=("regcred",))])).actions == ()
 
 
+def test_every_action_carries_the_object_the_pass_observed() -> None:
+    cfg = make_config(make_mapping(names=(NS,), credentials=("dockerhub",)))
+    stale = dataclasses.replace(managed_secret(data=b"old"), uid="uid-secret")
+    gone = dataclasses.replace(managed_secret(name="old", mapping="gone"), uid="uid-old")
+    account = dataclasses.replace(sa(), uid="uid-sa")
+    the_plan = run_plan(cfg, make_view([ns(NS)], [stale, gone], [account]))
+    assert [(a.verb, a.kind, a.namespace, a.name, a.mapping, a.credentials, a.observed_uid)
+            for a in the_plan.actions] == [
+        ("update", "secret", NS, "regcred", "team-a", ("dockerhub",), "uid-secret"),
+        ("patch", "serviceaccount", NS, "default", None, (), "uid-sa"),
+        ("delete", "secret", NS, "old", "gone", ("dockerhub",), "uid-old")]
+    patch = the_plan.actions[1]
+    assert isinstance(patch, plan.PatchServiceAccount) and patch.observed == account
+
+
 def test_plans_never_show_secret_data() -> None:
     cfg = make_config(make_mapping(names=(NS,), credentials=("dockerhub", "ghcr")))
     the_plan = run_plan(cfg, make_view([ns(NS)], accounts=[sa()]))
     first = the_plan.actions[0]
     assert isinstance(first, plan.CreateSecret)
     assert SENTINEL.encode() in first.content.data
-    shown = [repr(the_plan), plan.to_json(the_plan.actions), *lines(the_plan)]
+    shown = [repr(the_plan), render.to_json(the_plan.actions), *lines(the_plan)]
     for text in shown:
         assert "SENTINEL" not in text
         assert "auths" not in text

@@ -17,6 +17,7 @@ import pytest
 from syncer.core import model, settings
 from syncer.decide import plan, progress
 from syncer.kube import fake
+from syncer.present import actions as render
 from syncer.present import display
 from syncer.run import daemon
 from syncer.telemetry import observability
@@ -45,7 +46,8 @@ def creates(n: int) -> list[plan.Action]:
          "updated secret team-a/regcred (dockerhub)"),
         (plan.UpdateSecret(content(creds=("dockerhub",)), "1", adopt=True),
          "adopted secret team-a/regcred (dockerhub)"),
-        (plan.ReplaceSecret(content(creds=("dockerhub",)), "1", "uid-1", "immutable"),
+        (plan.ReplaceSecret(content(creds=("dockerhub",)), "1", "immutable",
+                            observed_uid="uid-1"),
          "replaced secret team-a/regcred (dockerhub)"),
         (plan.DeleteSecret(NS, "regcred", "1", credentials=("ghcr",)),
          "deleted secret team-a/regcred (ghcr)"),
@@ -57,7 +59,7 @@ def creates(n: int) -> list[plan.Action]:
 )
 def test_an_applied_write_is_described_in_the_past_tense_of_plan(action: plan.Action,
                                                                   line: str) -> None:
-    assert progress.describe_done(action) == line
+    assert render.describe_done(action) == line
     assert fakes.PW not in line
 
 
@@ -106,7 +108,7 @@ def test_plan_summary_counts_each_kind_and_says_how_long_the_writes_take() -> No
         *creates(50),
         *[plan.PatchServiceAccount(f"ns-{i:03d}", "default", "1", add=("regcred",))
           for i in range(50)],
-        plan.ReplaceSecret(content(), "1", "uid", "type"),  # a delete and a create
+        plan.ReplaceSecret(content(), "1", "type", observed_uid="uid"),  # a delete and a create
         plan.DeleteSecret(NS, "old", "1"),
     ]
     line = progress.plan_summary(actions, conflicts=0, blocked=0, qps=20, burst=40)
@@ -203,7 +205,7 @@ def test_a_pass_that_is_not_on_a_terminal_prints_a_plain_line_at_most_every_10_s
         for action in actions:
             clock.advance(0.25)  # 4 writes a second: 25 s in all
             shown.applied(action)
-    assert out.getvalue().splitlines() == [progress.describe_done(a) for a in actions]
+    assert out.getvalue().splitlines() == [render.describe_done(a) for a in actions]
     assert err.getvalue().splitlines() == [
         "sync: 40/100 writes, 4.0/s, about 15s left",
         "sync: 80/100 writes, 4.0/s, about 5s left",
@@ -321,7 +323,7 @@ def test_the_live_bar_draws_progress_and_leaves_only_the_lines_behind() -> None:
             shown.applied(action)
     raw = out.getvalue()
     assert "sync: 0/30 writes" in raw and "sync: 29/30 writes" in raw
-    assert screen.render(raw) == [progress.describe_done(a) for a in actions]
+    assert screen.render(raw) == [render.describe_done(a) for a in actions]
 
 
 # --- `run`: the progress log of a long full pass ------------------------------------------------

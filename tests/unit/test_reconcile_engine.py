@@ -13,6 +13,7 @@ from syncer import config
 from syncer.core import dockerconfig, model
 from syncer.credentials import fetch as credentials
 from syncer.kube import errors, fake
+from syncer.present import actions as render
 from syncer.reconcile import engine, findings, observe
 from syncer.telemetry import observability
 from tests.unit import fakes
@@ -142,6 +143,25 @@ def test_a_failed_write_is_reported_with_an_event_and_no_dangling_reference(
     assert [reason for _, reason, _ in cluster.events] == ["WriteFailed"]
 
 
+def test_a_failed_write_puts_its_warning_event_on_the_object_the_pass_saw(
+        cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
+    run_pass(cluster, cfg, creds)
+    cluster.put_service_account(NS, "default", image_pull_secrets=("theirs",))  # ours taken out
+    account = cluster.stored("serviceaccounts", NS, "default")
+
+    def reject_patches(req: fake.Request) -> None:
+        if req.verb == "PATCH" and req.kind == "serviceaccounts":
+            raise errors.Invalid("PATCH serviceaccounts team-a/default: 422 Invalid",
+                                 status=422, reason="Invalid")
+
+    cluster.fault = reject_patches
+    report = run_pass(cluster, cfg, creds)
+    assert len(report.failures) == 1
+    assert [(ref.kind, ref.name, ref.uid, reason) for ref, reason, _ in cluster.events] == [
+        ("ServiceAccount", "default", account.uid, "WriteFailed")]
+    assert cluster.requests["GET serviceaccounts"] == 0  # the patch started from what it saw
+
+
 def test_a_namespace_that_starts_terminating_mid_pass_is_dropped_silently(
         cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
     view = observe.observe(cluster, cfg)
@@ -211,7 +231,6 @@ def test_writes_are_counted_in_the_metrics(cluster: fake.FakeCluster, cfg: confi
 
 def test_uninstall_unpatches_first_then_deletes_and_keeps_everything_else(
         cluster: fake.FakeCluster, cfg: config.Config, creds: Any) -> None:
-    from syncer.decide import plan
     from syncer.reconcile import uninstall
 
     run_pass(cluster, cfg, creds)
@@ -219,7 +238,7 @@ def test_uninstall_unpatches_first_then_deletes_and_keeps_everything_else(
         namespace=NS, name="theirs", managed=False, type="Opaque", digest=None,
         data_keys=("x",), labels={}, annotations={}, resource_version=""))
     report = uninstall.run(cluster, metrics=observability.Metrics(), dry_run=False)
-    assert [plan.describe(a) for a in report.applied] == [
+    assert [render.describe(a) for a in report.applied] == [
         f"unpatch serviceaccount {NS}/default -regcred", f"delete secret {NS}/regcred (hub, ghcr)"]
     sa = cluster.stored("serviceaccounts", NS, "default")
     assert (sa.image_pull_secrets, sa.ours) == (("theirs",), ())

@@ -21,8 +21,8 @@ NS = "team-a"
 IMAGE = "harbor.example.com/team/app:1"
 
 
-def eviction(name: str, *, uid: str = "") -> plan.EvictPod:
-    return plan.EvictPod(NS, name, uid, mapping="team-a", secret_name="regcred")
+def eviction(name: str, *, uid: str = "") -> recycle.EvictPod:
+    return recycle.EvictPod(NS, name, secret_name="regcred", mapping="team-a", observed_uid=uid)
 
 
 def missing(name: str) -> recycle.MissingSecret:

@@ -12,6 +12,7 @@ import pytest
 from syncer import config
 from syncer.core import model
 from syncer.decide import plan, recycle
+from syncer.present import actions as render
 from tests.unit import builders
 
 NS = "team-a"
@@ -59,8 +60,8 @@ def decide(p: model.Pod, *, cfg: config.Config | None = None,
     return recycle.decide(p, where)
 
 
-EVICT = plan.EvictPod(NS, "web-1", "uid-1", mapping="team-a", secret_name="regcred",
-                      credentials=("harbor",))
+EVICT = recycle.EvictPod(NS, "web-1", secret_name="regcred", mapping="team-a",
+                         credentials=("harbor",), observed_uid="uid-1")
 
 
 @pytest.mark.parametrize(("case", "subject", "expected"), [
@@ -155,7 +156,7 @@ def test_plan_projection_lets_plan_show_the_evictions_sync_would_do() -> None:
 
 
 def test_evictions_are_described_for_plan() -> None:
-    assert plan.describe(EVICT) == "evict pod team-a/web-1 (team-a)"
-    assert plan.as_json(EVICT) == {"action": "evict", "kind": "pod", "namespace": NS,
+    assert render.describe(EVICT) == "evict pod team-a/web-1 (team-a)"
+    assert render.as_json(EVICT) == {"action": "evict", "kind": "pod", "namespace": NS,
                                    "name": "web-1", "credentials": ["harbor"],
                                    "mapping": "team-a"}
