@@ -39,12 +39,12 @@ class UninstallReport:
     @property
     def service_accounts(self) -> int:
         """ServiceAccounts whose entries are (or would be) taken out."""
-        return sum(isinstance(a, plan.PatchServiceAccount) for a in self.removed)
+        return sum(a.kind == "serviceaccount" for a in self.removed)
 
     @property
     def released(self) -> int:
         """Adopted Secrets handed back instead of deleted."""
-        return sum(isinstance(a, plan.ReleaseSecret) for a in self.removed)
+        return sum(a.verb == "release" for a in self.removed)
 
     @property
     def secrets(self) -> int:

@@ -60,25 +60,47 @@ def run(cluster: api.TeardownTarget, *, metrics: observability.Metrics, dry_run:
     done = on_applied or (lambda action: None)
     still_referenced: set[tuple[str, str]] = set()  # Secrets a ServiceAccount may still list
     for action in actions:
-        ns, name = action.namespace, action.name
-        if not isinstance(action, plan.PatchServiceAccount) and (ns, name) in still_referenced:
-            report.failures.append(f"secret {ns}/{name}: kept, a ServiceAccount that lists it "
-                                   "could not be unpatched")
-            continue
-        try:
-            if isinstance(action, plan.PatchServiceAccount):
-                if applier.service_account(action, add=()):
-                    report.applied.append(action)
-                    done(action)
-            elif applier.secret(action, still_ours(instance)) is not None:
-                report.applied.append(action)
-                done(action)
-        except errors.NotFound:
-            continue  # gone meanwhile: nothing left to undo
-        except errors.KubeError as exc:
-            if isinstance(action, plan.PatchServiceAccount):
-                still_referenced.update((ns, secret) for secret in action.remove)
-            report.failures.append(str(exc))
-            log.error("write failed", extra={"namespace": ns, "object": name,
-                                             "action": action.verb, "error": str(exc)})
+        match action:
+            case plan.PatchServiceAccount():
+                written = _unpatch(applier, action, report, still_referenced)
+            case _:
+                written = _remove(applier, action, report, still_referenced, instance)
+        if written:
+            report.applied.append(action)
+            done(action)
     return report
+
+
+def _unpatch(applier: apply.Applier, action: plan.PatchServiceAccount, report: engine.Report,
+             still_referenced: set[tuple[str, str]]) -> bool:
+    """Take the installation's entries out of a ServiceAccount; on failure its Secrets stay."""
+    try:
+        return applier.service_account(action, add=())
+    except errors.NotFound:
+        return False  # gone meanwhile: nothing left to undo
+    except errors.KubeError as exc:
+        still_referenced.update((action.namespace, secret) for secret in action.remove)
+        _failed(action, exc, report)
+        return False
+
+
+def _remove(applier: apply.Applier, action: plan.SecretAction, report: engine.Report,
+            still_referenced: set[tuple[str, str]], instance: str | None) -> bool:
+    """Delete (or hand back) a Secret, unless a ServiceAccount may still list it."""
+    if (action.namespace, action.name) in still_referenced:
+        report.failures.append(f"secret {action.namespace}/{action.name}: kept, a "
+                               "ServiceAccount that lists it could not be unpatched")
+        return False
+    try:
+        return applier.secret(action, still_ours(instance)) is not None
+    except errors.NotFound:
+        return False
+    except errors.KubeError as exc:
+        _failed(action, exc, report)
+        return False
+
+
+def _failed(action: plan.Action, exc: errors.KubeError, report: engine.Report) -> None:
+    report.failures.append(str(exc))
+    log.error("write failed", extra={"namespace": action.namespace, "object": action.name,
+                                     "action": action.verb, "error": str(exc)})
