@@ -1,6 +1,7 @@
-"""Progress of a run of writes, in `plan`'s vocabulary: the past tense of its verbs, counts per
-action kind, the time the writes take at the client-side rate limit, and when a progress line is
-due. Pure: the clock is a parameter and nothing here prints or logs.
+"""Progress of a run of writes: the writes each action costs, the time they take at the
+client-side rate limit, and when a progress line is due (the daemon's log lines and `sync`'s bar
+share it; their wording is `syncer.present`'s). Pure: the clock is a parameter and nothing here
+prints or logs.
 
 The rate limit is a token bucket (`syncer.kube.ratelimit`): `burst` writes go at once, then one
 every `1/qps` seconds. That gives both the plan's estimate and, during a pass, the time left;
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -19,12 +20,6 @@ from syncer.decide import plan
 
 INTERVAL = 10.0  # seconds between two plain progress lines (CI logs, `run`)
 RATE_WINDOW = 10.0  # the rate shown is the one over the last this many seconds
-_VERB_ORDER = ("create", "adopt", "update", "replace", "patch", "unpatch", "release", "delete")
-
-
-def past_tense(verb: str) -> str:
-    """`create` -> `created`, `patch` -> `patched` (every verb of a plan is regular)."""
-    return verb + "d" if verb.endswith("e") else verb + "ed"
 
 
 def writes_of(action: plan.BaseAction) -> int:
@@ -54,40 +49,6 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(math.ceil(whole / 60), 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def counts(actions: Iterable[plan.Action]) -> list[tuple[str, int]]:
-    """(`create secret`, 50), … in a fixed verb order (unknown verbs last, by name)."""
-    tally = Counter(f"{a.verb} {a.kind}" for a in actions)
-
-    def order(key: str) -> tuple[int, str]:
-        verb = key.split(" ", 1)[0]
-        rank = _VERB_ORDER.index(verb) if verb in _VERB_ORDER else len(_VERB_ORDER)
-        return rank, key
-
-    return [(key, tally[key]) for key in sorted(tally, key=order)]
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def plan_summary(actions: Iterable[plan.Action], *, conflicts: int, blocked: int, qps: float,
-                 burst: int) -> str:
-    """`plan: 100 actions (50 create secret, 50 patch serviceaccount), 100 writes, about 3s at
-    --kube-qps 20 --kube-burst 40`, plus conflicts and blocked Secrets when there are any."""
-    acts = list(actions)
-    if acts:
-        kinds = ", ".join(f"{n} {key}" for key, n in counts(acts))
-        writes = total_writes(acts)
-        took = format_duration(write_seconds(writes, qps=qps, burst=burst))
-        line = (f"plan: {_plural(len(acts), 'action')} ({kinds}), {_plural(writes, 'write')}, "
-                f"about {took} at --kube-qps {qps:g} --kube-burst {burst}")
-    else:
-        line = "plan: nothing to write"
-    extra = ([_plural(conflicts, "conflict")] if conflicts else []) + (
-        [f"{blocked} blocked"] if blocked else [])
-    return line + (f"; {', '.join(extra)}" if extra else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from syncer.decide import plan, progress
+from syncer.decide import plan
+from syncer.present import summary
 
 
 def describe(action: plan.BaseAction) -> str:
@@ -20,7 +21,7 @@ def describe(action: plan.BaseAction) -> str:
 def describe_done(action: plan.BaseAction) -> str:
     """`describe` in the past tense: `created secret team-a/regcred (hub, ghcr)`."""
     line = describe(action)
-    return progress.past_tense(action.verb) + line[len(action.verb):]
+    return summary.past_tense(action.verb) + line[len(action.verb):]
 
 
 def as_json(action: plan.BaseAction) -> dict[str, object]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 
 from syncer import config, oneshot
-from syncer.decide import fight, progress
+from syncer.decide import fight
 from syncer.present import actions as render
-from syncer.present import display
+from syncer.present import display, summary
 
 
 def _err(line: str) -> None:
@@ -43,7 +43,7 @@ def one_pass(report: oneshot.PassReport, out: display.Display, *, qps: float,
     for sa in report.contested:  # a finding, like a conflict: not a write, so not on stdout
         _err(fight.describe(sa.namespace, sa.name, sa.manager))
     if report.dry_run:  # stdout stays the `plan` action lines (or the JSON list)
-        _err(progress.plan_summary(report.planned, conflicts=len(report.conflicts),
+        _err(summary.plan_summary(report.planned, conflicts=len(report.conflicts),
                                    blocked=len(report.blocked), qps=qps, burst=burst))
         return
     out.summary(
@@ -53,7 +53,7 @@ def one_pass(report: oneshot.PassReport, out: display.Display, *, qps: float,
         {"writes": len(report.written), "failed": len(report.failures),
          "conflicts": len(report.conflicts), "blocked": len(report.blocked),
          "credentials_failing": len(report.credentials_failing),
-         "actions": dict(progress.counts(report.written)),
+         "actions": dict(summary.counts(report.written)),
          **({"pods": report.recycling.counts()} if report.recycling_enabled else {})})
 
 

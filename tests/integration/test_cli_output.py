@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from syncer.decide import progress
+from syncer.present import summary
 from tests import screen
 from tests.integration.conftest import (
     REPO,
@@ -48,7 +49,7 @@ def past(plan_lines: list[str]) -> list[str]:
     out = []
     for line in plan_lines:
         verb, rest = line.split(" ", 1)
-        out.append(f"{progress.past_tense(verb)} {rest}")
+        out.append(f"{summary.past_tense(verb)} {rest}")
     return out
 
 

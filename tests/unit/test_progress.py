@@ -18,7 +18,7 @@ from syncer.core import model, settings
 from syncer.decide import plan, progress
 from syncer.kube import fake
 from syncer.present import actions as render
-from syncer.present import display
+from syncer.present import display, summary
 from syncer.run import daemon
 from syncer.telemetry import observability
 from tests import screen
@@ -64,7 +64,7 @@ def test_an_applied_write_is_described_in_the_past_tense_of_plan(action: plan.Ac
 
 
 def test_any_new_verb_gets_a_regular_past_tense() -> None:
-    assert [progress.past_tense(v) for v in ("evict", "create", "unpatch")] == [
+    assert [summary.past_tense(v) for v in ("evict", "create", "unpatch")] == [
         "evicted", "created", "unpatched"]
 
 
@@ -111,18 +111,18 @@ def test_plan_summary_counts_each_kind_and_says_how_long_the_writes_take() -> No
         plan.ReplaceSecret(content(), "1", "type", observed_uid="uid"),  # a delete and a create
         plan.DeleteSecret(NS, "old", "1"),
     ]
-    line = progress.plan_summary(actions, conflicts=0, blocked=0, qps=20, burst=40)
+    line = summary.plan_summary(actions, conflicts=0, blocked=0, qps=20, burst=40)
     assert line == ("plan: 102 actions (50 create secret, 1 replace secret, "
                     "50 patch serviceaccount, 1 delete secret), 103 writes, about 4s at "
                     "--kube-qps 20 --kube-burst 40")
 
 
 def test_plan_summary_of_nothing_names_conflicts_and_blocked_secrets() -> None:
-    assert progress.plan_summary([], conflicts=0, blocked=0, qps=20, burst=40) == (
+    assert summary.plan_summary([], conflicts=0, blocked=0, qps=20, burst=40) == (
         "plan: nothing to write")
-    assert progress.plan_summary([], conflicts=1, blocked=3, qps=2.5, burst=1) == (
+    assert summary.plan_summary([], conflicts=1, blocked=3, qps=2.5, burst=1) == (
         "plan: nothing to write; 1 conflict, 3 blocked")
-    one = progress.plan_summary(creates(1), conflicts=2, blocked=0, qps=2.5, burst=1)
+    one = summary.plan_summary(creates(1), conflicts=2, blocked=0, qps=2.5, burst=1)
     assert one == ("plan: 1 action (1 create secret), 1 write, about 0s at --kube-qps 2.5 "
                    "--kube-burst 1; 2 conflicts")
 
