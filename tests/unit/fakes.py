@@ -12,6 +12,7 @@ from typing import Any
 
 from backends import base
 from syncer import config
+from syncer.kube import fake
 
 PW = "pw-SENTINEL-core"
 
@@ -98,3 +99,13 @@ def write_config(directory: Path, *, extra: str = "", name: str = "config.yaml")
 def load(path: Path, monkeypatch: Any) -> config.Config:
     monkeypatch.setenv("VAULT_TOKEN", "unused-token")
     return config.load(path)
+
+
+def cluster_with(namespace: str, *, pull_secrets: tuple[str, ...] = ("theirs",),
+                 ) -> fake.FakeCluster:
+    """A FakeCluster with one namespace whose `default` ServiceAccount lists another writer's
+    `pull_secrets` (which must survive every pass)."""
+    c = fake.FakeCluster()
+    c.add_namespace(namespace)
+    c.put_service_account(namespace, "default", image_pull_secrets=pull_secrets)
+    return c

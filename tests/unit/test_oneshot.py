@@ -34,10 +34,7 @@ def backends() -> dict[str, base.Backend]:
 
 @pytest.fixture
 def cluster() -> fake.FakeCluster:
-    c = fake.FakeCluster()
-    c.add_namespace(NS)
-    c.put_service_account(NS, "default", image_pull_secrets=("theirs",))
-    return c
+    return fakes.cluster_with(NS)
 
 
 @dataclass

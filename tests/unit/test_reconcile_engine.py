@@ -34,10 +34,7 @@ def creds(cfg: config.Config) -> dict[str, dockerconfig.Auths]:
 
 @pytest.fixture
 def cluster() -> fake.FakeCluster:
-    c = fake.FakeCluster()
-    c.add_namespace(NS)
-    c.put_service_account(NS, "default", image_pull_secrets=("theirs",))
-    return c
+    return fakes.cluster_with(NS)
 
 
 def run_pass(cluster: fake.FakeCluster, cfg: config.Config, creds: Any, *,
