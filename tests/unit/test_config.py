@@ -216,7 +216,12 @@ def test_defaults_section_applies_to_credentials_and_mappings(tmp_path: Path) ->
     }
     cfg = load(tmp_path, yaml.safe_dump(doc))
 
-    assert cfg.defaults == config.Defaults(300.0, "pull", ("default", "builder"), False)
+    assert cfg.defaults == config.Defaults(
+        refresh_interval=300.0,
+        secret_name="pull",
+        service_accounts=("default", "builder"),
+        prune=False,
+    )
     assert cfg.credentials["ghcr"].refresh_interval == 300.0
     assert cfg.credentials["dockerhub"].refresh_interval == 30.0  # its own value wins
     team_a, everyone = cfg.mappings
