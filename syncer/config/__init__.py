@@ -7,7 +7,8 @@ applied. Inside: the YAML reader (``yamldoc``), the problem lines (``problems``)
 ``python -m syncer.config`` prints it).
 """
 
-from syncer.config.formats import INSTANCE_MSG, check_instance, parse_duration
+from backends.durations import parse_duration
+from syncer.config.formats import INSTANCE_MSG, check_instance
 from syncer.config.loader import load
 from syncer.config.models import (
     BackendSpec,

@@ -1,6 +1,7 @@
-"""The formats of the config file's values: names, label keys, registries, durations, as pydantic
-types that validate a value and state it in the JSON Schema; and :class:`Via`, for a key the file
-writes in one form and the code reads in another.
+"""The formats of the config file's values: names, label keys, registries, as pydantic types that
+validate a value and state it in the JSON Schema (durations are ``backends.durations``', shared
+with the backends' settings); and :class:`Via`, for a key the file writes in one form and the
+code reads in another.
 
 Validators raise messages that never contain the offending value.
 """
@@ -15,11 +16,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, Field, GetCoreSchemaHandler, WithJsonSchema, WrapValidator
 from pydantic_core import PydanticCustomError, core_schema
 
-from backends import durations
 from syncer.core import dockerconfig
-
-Duration = durations.Duration
-parse_duration = durations.parse_duration
 
 # --- names -------------------------------------------------------------------------------------
 

@@ -32,13 +32,13 @@ from pydantic import (
 )
 
 from backends import base
+from backends.durations import Duration
 from syncer.config import problems
 from syncer.config.formats import (
     SOME_SELECTION,
     STAR_ALONE,
     VALUES_BY_OPERATOR,
     DnsSubdomain,
-    Duration,
     Instance,
     Items,
     LabelKey,
@@ -86,8 +86,8 @@ def _context(context: Any) -> Context | None:
     return context if isinstance(context, Context) else None
 
 
-def _default(key: str) -> Any:
-    """``convert`` of a :class:`Via` key that the file's ``defaults`` fill in when left out."""
+def _defaulted(written: Any, key: str, keep: type | tuple[type, ...] = ()) -> Via:
+    """Written as ``written`` or left out (null): then the file's ``defaults.<key>``."""
 
     def convert(value: Any, context: Any) -> Any:
         if value is not None:
@@ -95,12 +95,7 @@ def _default(key: str) -> Any:
         found = _context(context)
         return getattr(found.defaults if found and found.defaults else Defaults(), key)
 
-    return convert
-
-
-def _defaulted(written: Any, key: str, keep: type | tuple[type, ...] = ()) -> Via:
-    """Written as ``written`` or left out (null): then the file's ``defaults.<key>``."""
-    return Via(written | None, _default(key), keep)
+    return Via(written | None, convert, keep)
 
 
 def _left_out(**kwargs: Any) -> Any:

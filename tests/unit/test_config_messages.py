@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from syncer.config import formats, models
+from backends import durations
+from syncer.config import models
 from syncer.config.problems import Problems, scrub
 
 HINT = "expected a duration such as 30s, 5m, 1h, 1m30s, 1500ms or a number of seconds"
@@ -60,7 +61,7 @@ _durationish = st.text(alphabet="0123456789.mshd -_:", min_size=1, max_size=12)
 @given(value=_durationish)
 def test_duration_messages_are_our_fixed_text_whatever_the_value(value: str) -> None:
     try:
-        formats.parse_duration(value)
+        durations.parse_duration(value)
     except ValueError:
         got = messages(models.Defaults, {"refreshInterval": value})
         assert len(got) == 1
