@@ -2,9 +2,11 @@
 :class:`ConfigError` with one ``<file>: <key path>: <message>`` line per problem.
 
 The values are the validated models themselves (:mod:`syncer.config.models`), with every default
-applied. Inside: the YAML reader (``yamldoc``), the problem lines (``problems``), the value formats
-(``formats``), the models (``models``), the loader (``loader``) and the JSON Schema (``schema``;
-``python -m syncer.config`` prints it).
+applied; ``parse_duration``, ``check_instance`` and ``INSTANCE_MSG`` let the CLI's flags take a
+duration and an installation name as the file spells them. Inside: the YAML reader
+(``yamldoc``), the problem lines (``problems``), the value formats (``formats``), the models
+(``models``), the loader (``loader``) and the JSON Schema (``schema``; ``python -m
+syncer.config`` prints it).
 """
 
 from backends.durations import parse_duration

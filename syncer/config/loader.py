@@ -178,7 +178,7 @@ def _credentials(
             )
         context.token_type = type_name if tokens else None
         ours = {k: v for k, v in block.items() if k in CREDENTIAL_KEYS}
-        ref = base.CredentialRef(name=name, options=options or _Unread())
+        ref = base.CredentialRef(name=name, options=_Unread() if options is None else options)
         spec = problems.validate(
             CredentialSpec,
             {**ours, "name": name, "ref": ref, "issuesTokens": tokens},
