@@ -29,7 +29,7 @@ lint:
 	mypy
 	lint-imports
 
-schema:  ## regenerate config/schema.json from syncer/config.py
+schema:  ## regenerate config/schema.json from the models of syncer/config/ (python -m syncer.config)
 	$(PYTHON) -m syncer.config > config/schema.json
 	$(PYTHON) tests/stack/helm.py values-schema  # the chart's copy of it
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syncer import config
-from syncer.core import dockerconfig
+from syncer.core import dockerconfig, frozen
 
 
 def make_mapping(
@@ -39,8 +39,8 @@ def make_config(*mappings: config.MappingSpec, prune: bool = True,
     return config.Config(
         path=Path("/etc/pullsecret-syncer/config.yaml"),
         defaults=config.Defaults(prune=prune),
-        backends=config.FrozenMap(),
-        credentials=config.FrozenMap(),
+        backends=frozen.FrozenMap(),
+        credentials=frozen.FrozenMap(),
         mappings=mappings,
         instance=instance,
     )

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from syncer import configerrors, configmodels
+from backends import durations
+from syncer.config import models
+from syncer.config.problems import Problems, scrub
 
 HINT = "expected a duration such as 30s, 5m, 1h, 1m30s, 1500ms or a number of seconds"
 DURATION_MESSAGES = {HINT, "must be at least 1s", "must be at most 8760h (365 days)"}
@@ -29,7 +31,7 @@ LABEL_KEY_MESSAGES = {
 
 def messages(model: type[pydantic.BaseModel], data: Any) -> list[str]:
     """The message part of each problem line (the key path is the user's own text)."""
-    problems = configerrors.Problems("cfg.yaml")
+    problems = Problems("cfg.yaml")
     problems.validate(model, data, ("x",))
     return [line.split(": ", 2)[2] for line in problems.lines]
 
@@ -59,24 +61,24 @@ _durationish = st.text(alphabet="0123456789.mshd -_:", min_size=1, max_size=12)
 @given(value=_durationish)
 def test_duration_messages_are_our_fixed_text_whatever_the_value(value: str) -> None:
     try:
-        configmodels.parse_duration(value)
+        durations.parse_duration(value)
     except ValueError:
-        got = messages(configmodels.DefaultsBlock, {"refreshInterval": value})
+        got = messages(models.Defaults, {"refreshInterval": value})
         assert len(got) == 1
         assert got[0] in DURATION_MESSAGES  # whole, nothing replaced by "<value hidden>"
     else:
-        assert messages(configmodels.DefaultsBlock, {"refreshInterval": value}) == []
+        assert messages(models.Defaults, {"refreshInterval": value}) == []
 
 
 def test_a_value_inside_the_hint_leaves_the_hint_whole() -> None:
     for value in ("1m30", "30s, 5m", "ms or a number", "1500ms or", "s"):
-        assert messages(configmodels.DefaultsBlock, {"refreshInterval": value}) == [HINT]
+        assert messages(models.Defaults, {"refreshInterval": value}) == [HINT]
 
 
 @settings(max_examples=200, deadline=None)
 @given(key=st.text(alphabet="ab.-_/Z9 *", min_size=1, max_size=70))
 def test_label_key_messages_are_our_fixed_text_whatever_the_key(key: str) -> None:
-    got = messages(configmodels.RequirementBlock, {"key": key, "operator": "Exists"})
+    got = messages(models.Requirement, {"key": key, "operator": "Exists"})
     assert set(got) <= LABEL_KEY_MESSAGES
 
 
@@ -94,13 +96,13 @@ def test_scrub_removes_every_occurrence_even_next_to_the_placeholder(
     value: str, message: str
 ) -> None:
     text = message.replace("@", value)
-    assert value not in configerrors.scrub(text, value)
+    assert value not in scrub(text, value)
 
 
 def test_scrub_keeps_text_without_the_value_and_short_values() -> None:
-    assert configerrors.scrub("must be set", "SENTINEL") == "must be set"
-    assert configerrors.scrub("no x here", "x") == "no x here"
-    assert configerrors.scrub("bad SENTINEL", "SENTINEL") == "bad <value hidden>"
-    assert configerrors.scrub("n>a", "n>a") == "<value hidden>"
-    assert configerrors.scrub("port 8200 bad", 8200) == "port <value hidden> bad"
-    assert configerrors.scrub("is True", True) == "is True"
+    assert scrub("must be set", "SENTINEL") == "must be set"
+    assert scrub("no x here", "x") == "no x here"
+    assert scrub("bad SENTINEL", "SENTINEL") == "bad <value hidden>"
+    assert scrub("n>a", "n>a") == "<value hidden>"
+    assert scrub("port 8200 bad", 8200) == "port <value hidden> bad"
+    assert scrub("is True", True) == "is True"

@@ -1,6 +1,6 @@
 """desired.compute / selects / render_mapping: which namespaces get which Secret, and its bytes.
 
-Config values are built directly from the dataclasses in syncer/config.py (no YAML), so these
+Config values are built directly from the models of syncer.config (no YAML), so these
 tests pin the selection and rendering rules of docs/configuration.md independently of the
 config loader.
 """
@@ -12,7 +12,7 @@ import json
 import pytest
 
 from syncer import config
-from syncer.core import model
+from syncer.core import frozen, model
 from syncer.decide import desired
 from tests.unit.builders import basic, make_config, make_mapping
 
@@ -27,7 +27,7 @@ def selector(
     match_labels: dict[str, str] | None = None, *expressions: config.Requirement
 ) -> config.LabelSelector:
     return config.LabelSelector(
-        match_labels=config.FrozenMap(match_labels or {}), match_expressions=expressions
+        match_labels=frozen.FrozenMap(match_labels or {}), match_expressions=expressions
     )
 
 
@@ -115,17 +115,21 @@ def test_match_labels_require_every_pair() -> None:
 @pytest.mark.parametrize(
     ("requirement", "labels", "expected"),
     [
-        (config.Requirement("env", "In", ("dev", "qa")), {"env": "dev"}, True),
-        (config.Requirement("env", "In", ("dev", "qa")), {"env": "prod"}, False),
-        (config.Requirement("env", "In", ("dev", "qa")), {}, False),
-        (config.Requirement("env", "NotIn", ("prod",)), {"env": "dev"}, True),
-        (config.Requirement("env", "NotIn", ("prod",)), {"env": "prod"}, False),
+        (config.Requirement(key="env", operator="In", values=("dev", "qa")), {"env": "dev"}, True),
+        (
+            config.Requirement(key="env", operator="In", values=("dev", "qa")),
+            {"env": "prod"},
+            False,
+        ),
+        (config.Requirement(key="env", operator="In", values=("dev", "qa")), {}, False),
+        (config.Requirement(key="env", operator="NotIn", values=("prod",)), {"env": "dev"}, True),
+        (config.Requirement(key="env", operator="NotIn", values=("prod",)), {"env": "prod"}, False),
         # Kubernetes semantics: NotIn also matches objects without the key.
-        (config.Requirement("env", "NotIn", ("prod",)), {}, True),
-        (config.Requirement("env", "Exists"), {"env": ""}, True),
-        (config.Requirement("env", "Exists"), {"other": "x"}, False),
-        (config.Requirement("env", "DoesNotExist"), {"other": "x"}, True),
-        (config.Requirement("env", "DoesNotExist"), {"env": "dev"}, False),
+        (config.Requirement(key="env", operator="NotIn", values=("prod",)), {}, True),
+        (config.Requirement(key="env", operator="Exists"), {"env": ""}, True),
+        (config.Requirement(key="env", operator="Exists"), {"other": "x"}, False),
+        (config.Requirement(key="env", operator="DoesNotExist"), {"other": "x"}, True),
+        (config.Requirement(key="env", operator="DoesNotExist"), {"env": "dev"}, False),
     ],
     ids=lambda v: repr(v) if isinstance(v, dict | bool) else None,
 )
@@ -139,8 +143,8 @@ def test_match_expressions_follow_kubernetes_semantics(
 def test_match_labels_and_every_expression_must_all_hold() -> None:
     sel = selector(
         {"pull-secrets": "enabled"},
-        config.Requirement("env", "In", ("dev",)),
-        config.Requirement("legacy", "DoesNotExist"),
+        config.Requirement(key="env", operator="In", values=("dev",)),
+        config.Requirement(key="legacy", operator="DoesNotExist"),
     )
     m = make_mapping(selector=sel)
     assert selected(

@@ -2,7 +2,7 @@
 
 The desired side always comes from desired.compute (as in the engine); the observed side is built
 from model records shaped the way kube.py parses them. Config values are built directly from the
-dataclasses in syncer/config.py (no YAML).
+models of syncer.config (no YAML).
 """
 
 from __future__ import annotations

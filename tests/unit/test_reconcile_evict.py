@@ -4,7 +4,6 @@ budget's refusal asked again later and never forced, Warning Events for Pods we 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -203,7 +202,7 @@ def test_a_dry_run_plans_and_writes_nothing(cluster: fake.FakeCluster,
 
 def world(cluster: fake.FakeCluster, *, recycle_pods: bool = True) -> tuple[Any, Any, Any]:
     m = builders.make_mapping("team-a", patterns=("team-*",), credentials=("harbor",))
-    cfg = builders.make_config(dataclasses.replace(m, recycle_pods=recycle_pods))
+    cfg = builders.make_config(m.model_copy(update={"recycle_pods": recycle_pods}))
     creds = {"harbor": builders.basic("harbor.example.com", "bot", "pw")}
     cluster.put_service_account(NS, "default")
     sa = cluster.stored("serviceaccounts", NS, "default")

@@ -44,7 +44,7 @@ CREDENTIALS = {"harbor": builders.basic("harbor.example.com/team", "bot", "pw"),
 def make_config(*, recycle_pods: bool = True, **mapping: Any) -> config.Config:
     mapping.setdefault("credentials", ("harbor",))
     m = builders.make_mapping("team-a", patterns=("team-*",), **mapping)
-    return builders.make_config(dataclasses.replace(m, recycle_pods=recycle_pods))
+    return builders.make_config(m.model_copy(update={"recycle_pods": recycle_pods}))
 
 
 def view(*accounts: model.ServiceAccount, secrets: tuple[model.Secret, ...] = (secret(),),

@@ -1,12 +1,14 @@
 """The JSON Schema (draft 2020-12) of the config file, built from the models and the plugins.
 
-``config/schema.json`` is this schema as ``python -m syncer.config`` prints it; a test fails when
-the file is stale. The schema checks what a schema can (keys, types, formats, bounds); references
-between blocks (a credential naming an unknown backend) are the loader's alone.
+``config/schema.json`` is this schema as ``python -m syncer.config`` prints it (``make schema``);
+a test fails when the file is stale. The schema checks what a schema can (keys, types, formats,
+bounds); references between blocks (a credential naming an unknown backend) are the validators'
+alone.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -17,7 +19,19 @@ from pydantic.alias_generators import to_camel
 
 import backends
 from backends import base
-from syncer import configmodels
+from syncer.config import formats, models
+
+# $defs names: the blocks as the file's readers know them (the models are named for the code),
+# without the models' docstrings, which are written for the code's readers.
+_DEF_NAMES = {
+    "FieldsBlock": "FieldsBlock",
+    "Defaults": "DefaultsBlock",
+    "VerifySpec": "VerifyBlock",
+    "Requirement": "RequirementBlock",
+    "LabelSelector": "SelectorBlock",
+    "NamespaceSelection": "NamespacesBlock",
+    "MappingSpec": "MappingBlock",
+}
 
 
 def schema(*, plugins: Mapping[str, base.BackendPlugin] | None = None) -> dict[str, Any]:
@@ -26,7 +40,9 @@ def schema(*, plugins: Mapping[str, base.BackendPlugin] | None = None) -> dict[s
     backend_models: list[Any] = []
     credential_models: list[Any] = []
     common: dict[str, Any] = {
-        n: (f.annotation, f) for n, f in configmodels.CredentialBlock.model_fields.items()
+        n: (f.annotation, f)
+        for n, f in models.CredentialSpec.model_fields.items()
+        if (f.alias or n) in models.CREDENTIAL_KEYS
     }
     for type_name, plugin in sorted(plugins.items()):
         stem = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", type_name))
@@ -41,30 +57,48 @@ def schema(*, plugins: Mapping[str, base.BackendPlugin] | None = None) -> dict[s
         allowed = common
         if getattr(plugin, "issues_tokens", False):
             allowed = {
-                n: c for n, c in common.items() if to_camel(n) not in configmodels.TOKEN_FORBIDDEN
+                n: c for n, c in common.items() if to_camel(n) not in models.TOKEN_FORBIDDEN
             }
         credential_models.append(
             pydantic.create_model(f"{stem}Credential", __base__=plugin.ref_model, **allowed)
         )
     file_model = pydantic.create_model(
         "PullsecretSyncerConfig",
-        __base__=configmodels.Block,
+        __base__=base.StrictBlock,
         version=(Literal[1], Field(description="Format version; must be 1.")),
-        instance=(configmodels.Instance | None, None),
-        defaults=(configmodels.DefaultsBlock | None, None),
+        instance=(formats.Instance | None, None),
+        defaults=(models.Defaults | None, None),
         backends=(_named(backend_models), Field(description="Backend blocks by name.")),
         credentials=(_named(credential_models), Field(description="Credential blocks by name.")),
-        mappings=(list[configmodels.MappingBlock], ...),
+        mappings=(list[models.MappingSpec], ...),
     )
-    document: dict[str, Any] = _untitled(file_model.model_json_schema(by_alias=True))
+    document: dict[str, Any] = _renamed(_untitled(file_model.model_json_schema(by_alias=True)))
     for section in ("backends", "credentials"):
         document["properties"][section]["propertyNames"] = {
-            "pattern": configmodels.OBJECT_NAME_PATTERN,
+            "pattern": formats.OBJECT_NAME_PATTERN,
             "maxLength": 63,
         }
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "pullsecret-syncer configuration"
     return document
+
+
+def schema_json() -> str:
+    """``schema()`` as written to ``config/schema.json`` (sorted keys, indent 2, newline)."""
+    return json.dumps(schema(), sort_keys=True, indent=2) + "\n"
+
+
+def _renamed(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with its $defs (and the references to them) named by ``_DEF_NAMES``."""
+    text = json.dumps(document)
+    for old, new in _DEF_NAMES.items():
+        text = text.replace(f'"#/$defs/{old}"', f'"#/$defs/{new}"')
+    renamed: dict[str, Any] = json.loads(text)
+    defs = renamed.get("$defs", {})
+    renamed["$defs"] = {_DEF_NAMES.get(name, name): body for name, body in defs.items()}
+    for name in _DEF_NAMES.values():
+        renamed["$defs"].get(name, {}).pop("description", None)
+    return renamed
 
 
 def _untitled(node: Any) -> Any:

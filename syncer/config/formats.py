@@ -1,30 +1,22 @@
-"""The config file's format: pydantic models of its blocks, durations, names, and its JSON Schema.
+"""The formats of the config file's values: names, label keys, registries, as pydantic types that
+validate a value and state it in the JSON Schema (durations are ``backends.durations``', shared
+with the backends' settings); and :class:`Via`, for a key the file writes in one form and the
+code reads in another.
 
-Parsing only: :mod:`syncer.config` turns these models into the frozen values the rest of the code
-uses. Keys are camelCase aliases; unknown keys are forbidden; validators raise messages that never
-contain the offending value.
+Validators raise messages that never contain the offending value.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    WithJsonSchema,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, Field, GetCoreSchemaHandler, WithJsonSchema, WrapValidator
+from pydantic_core import PydanticCustomError, core_schema
 
-from backends import base, durations
 from syncer.core import dockerconfig
-
-Duration = durations.Duration
-parse_duration = durations.parse_duration
 
 # --- names -------------------------------------------------------------------------------------
 
@@ -155,21 +147,16 @@ Registry = Annotated[
     WithJsonSchema({"type": "string", "pattern": dockerconfig.REGISTRY_PATTERN}),
 ]
 
-# --- the file's models (parsing only; the rest of the code sees the dataclasses below) -----------
 
+# --- rules between keys ---------------------------------------------------------------------
 
-class Block(base.StrictBlock):
-    """A block of the file: camelCase keys only, no unknown keys, no coercion, immutable. The
-    backends' models derive from the same ``base.StrictBlock``: one spelling, strict types."""
-
-
-# Rules between keys that syncer.config checks, also stated in the schema (JSON Schema can say
-# these; references between blocks it cannot).
-_STAR_ALONE: dict[str, Any] = {
+# Rules between keys that the models' validators check, also stated in the schema (JSON Schema can
+# say these; references between blocks it cannot).
+STAR_ALONE: dict[str, Any] = {
     "if": {"type": "array", "contains": {"const": "*"}},
     "then": {"maxItems": 1},
 }
-_VALUES_BY_OPERATOR: dict[str, Any] = {
+VALUES_BY_OPERATOR: dict[str, Any] = {
     "allOf": [
         {
             "if": {"properties": {"operator": {"enum": ["In", "NotIn"]}}, "required": ["operator"]},
@@ -187,7 +174,7 @@ _VALUES_BY_OPERATOR: dict[str, Any] = {
         },
     ]
 }
-_SOME_SELECTION: dict[str, Any] = {
+SOME_SELECTION: dict[str, Any] = {
     "anyOf": [
         {"properties": {"names": {"minItems": 1}}, "required": ["names"]},
         {"properties": {"patterns": {"minItems": 1}}, "required": ["patterns"]},
@@ -196,104 +183,45 @@ _SOME_SELECTION: dict[str, Any] = {
 }
 
 
-class DefaultsBlock(Block):
-    refresh_interval: Duration = Field(
-        60.0, description="How often each credential is read (token credentials: by expiry)."
-    )
-    secret_name: DnsSubdomain = "regcred"  # noqa: S105 - a Secret name, not a secret
-    service_accounts: list[ServiceAccountName] = Field(
-        default_factory=lambda: ["default"], json_schema_extra=_STAR_ALONE
-    )
-    prune: bool = Field(True, description="Remove what we manage when a namespace stops matching.")
-    recycle_pods: bool = Field(False, description="Evict Pods stuck pulling without the Secret.")
+# --- a key written in one form, read in another --------------------------------------------------
 
 
-class FieldsBlock(Block):
-    username: NonEmpty = "username"
-    password: NonEmpty = "password"  # noqa: S105 - a key name, not a secret
-    email: NonEmpty = "email"
+@dataclass(frozen=True, slots=True)
+class Via:
+    """``Annotated[T, Via(written, convert)]``: the file writes the key as ``written`` (validated,
+    and stated so in the JSON Schema), the code reads ``convert(value, context)`` of type ``T``.
+
+    ``context`` is the validation context (None when Python code builds a value): how a key
+    left out (``None``) takes its value from the file's ``defaults``. A value that is already a
+    ``keep`` instance passes as it is: Python code builds values with tuples and records, which
+    YAML never produces.
+    """
+
+    written: Any
+    convert: Callable[[Any, Any], Any]
+    keep: type | tuple[type, ...] = ()
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def validate(
+            value: Any, inner: core_schema.ValidatorFunctionWrapHandler, info: Any
+        ) -> Any:
+            if self.keep and isinstance(value, self.keep):
+                return value
+            return self.convert(inner(value), info.context)
+
+        return core_schema.with_info_wrap_validator_function(
+            validate, handler.generate_schema(self.written)
+        )
 
 
-class VerifyBlock(Block):
-    ca_cert: NonEmpty | None = Field(None, description="PEM file of the registry's CA.")
-    insecure_skip_verify: bool = Field(False, description="Skip TLS verification (warned).")
-    plain_http: bool = Field(False, description="Talk to the registry over plain http.")
+def _items(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> Any:
+    if isinstance(value, tuple):  # built by Python code, as a Via's ``keep``
+        return value
+    return validate(tuple(value) if type(value) is list else value)
 
 
-def _verify_kind(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "bool"
-    return "block" if isinstance(value, dict) else None
-
-
-Verify = Annotated[
-    Annotated[bool, Tag("bool")] | Annotated[VerifyBlock, Tag("block")],
-    Discriminator(
-        _verify_kind,
-        custom_error_type="config_verify",
-        custom_error_message="expected true, false or a mapping (caCert, insecureSkipVerify, "
-        "plainHttp)",
-    ),
-]
-
-
-class CredentialBlock(Block):
-    backend: str = Field(description="Name of a block under `backends`.")
-    registry: Registry | None = Field(None, description="Registry of basic credentials.")
-    fields: FieldsBlock | None = Field(None, description="Payload key names of basic credentials.")
-    refresh_interval: Duration | None = None
-    verify: Verify | None = Field(
-        None, description="Log in to the registry before publishing a new value."
-    )
-
-
-# Keys of CredentialBlock that a credential of a token-issuing backend must not set: its
-# registry is the token's proxyEndpoint, and it is renewed by expiry (renewBefore).
-TOKEN_FORBIDDEN = {
-    "registry": "the registry is the host of the token's proxyEndpoint",
-    "refreshInterval": (
-        "token credentials are renewed by expiry (renewBefore), not on an interval"
-    ),
-}
-
-
-class RequirementBlock(Block):
-    model_config = ConfigDict(json_schema_extra=_VALUES_BY_OPERATOR)
-
-    key: LabelKey
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[LabelValue] | None = None
-
-
-class SelectorBlock(Block):
-    match_labels: MatchLabels = Field(default_factory=dict)
-    match_expressions: list[RequirementBlock] = Field(default_factory=list)
-
-
-class NamespacesBlock(Block):
-    model_config = ConfigDict(json_schema_extra=_SOME_SELECTION)
-
-    names: list[NamespaceName] = Field(default_factory=list)
-    patterns: list[NonEmpty] = Field(default_factory=list, description="Shell-style globs.")
-    selector: SelectorBlock | None = None
-    exclude: list[NonEmpty] = Field(default_factory=list, description="Names or globs.")
-
-
-class MappingBlock(Block):
-    name: ObjectName
-    namespaces: NamespacesBlock
-    secret_name: DnsSubdomain | None = None
-    credentials: list[str] = Field(
-        description="Credential names, merged in this order.",
-        json_schema_extra={"minItems": 1, "uniqueItems": True},
-    )
-    service_accounts: list[ServiceAccountName] | None = Field(None, json_schema_extra=_STAR_ALONE)
-    adopt_existing: bool = False
-    prune: bool | None = None
-    recycle_pods: bool | None = Field(
-        None, description="Evict Pods stuck pulling without this Secret (default from defaults)."
-    )
-
-
-TOP_LEVEL = ("version", "instance", "defaults", "backends", "credentials", "mappings")
-COMMON_KEYS = tuple(f.alias or n for n, f in CredentialBlock.model_fields.items())
+T = TypeVar("T")
+Items = Annotated[tuple[T, ...], WrapValidator(_items)]
+"""A list in the file, a tuple in the code (immutable, hashable): ``Items[NamespaceName]``."""

@@ -1,9 +1,9 @@
 """Config problems as lines ``<file>: <key path>: <message>``; pydantic errors turned into them.
 
-Split from :mod:`syncer.config` to keep both small (YAML reading is :mod:`syncer.configyaml`).
 Every message names a key path and what was expected; none contains the offending value
 (docs/operations.md), so a password typed into the wrong key of the file never reaches a
-terminal or a log.
+terminal or a log. The models' validators report a broken rule between keys with :func:`rule`
+or :func:`rules`; such problems are listed after the type errors of the same block.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import pydantic
+from pydantic_core import PydanticCustomError
+
+from syncer.config.formats import Via
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 TRUSTED_PREFIX = "config_"  # error types whose messages never contain the input
+RULE = "config_rule"  # a rule between keys (a reference, a duplicate), raised by a validator
 _MIN_SCRUBBED = 3  # shorter values occur in any sentence; hiding them would hide the sentence
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _EXPECTED = {
@@ -60,6 +64,20 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(self.problems)
+
+
+def rule(message: str) -> PydanticCustomError:
+    """A broken rule at the key being validated (``raise problems.rule(...)``)."""
+    return PydanticCustomError(RULE, message)
+
+
+def rules(found: Sequence[tuple[Loc, str]]) -> pydantic.ValidationError:
+    """Broken rules at keys below the one being validated (``loc`` relative to it)."""
+    return pydantic.ValidationError.from_exception_data(
+        "config",
+        [{"type": PydanticCustomError(RULE, message), "loc": loc, "input": None}
+         for loc, message in found],
+    )
 
 
 def format_path(loc: Loc) -> str:
@@ -102,13 +120,23 @@ class Problems:
             self.add(loc, f"unknown key (allowed: {', '.join(allowed) or 'none'})")
 
     def validate(
-        self, model: type[M], data: Any, where: Loc, *, extra_allowed: Sequence[str] = ()
+        self,
+        model: type[M],
+        data: Any,
+        where: Loc,
+        *,
+        extra_allowed: Sequence[str] = (),
+        context: Any = None,
     ) -> M | None:
-        """``model`` validated from ``data`` (found at ``where``), or None after adding problems."""
+        """``model`` validated from ``data`` (found at ``where``), or None after adding problems.
+
+        The file's keys are the models' aliases: a field's Python name is an unknown key.
+        """
         try:
-            return model.model_validate(data)
+            return model.model_validate(data, context=context, by_alias=True, by_name=False)
         except pydantic.ValidationError as exc:
-            for error in exc.errors(include_url=False):
+            errors = exc.errors(include_url=False)
+            for error in sorted(errors, key=lambda e: bool(e["type"] == RULE)):
                 self._add_pydantic(error, model, data, where, extra_allowed)
             return None
         except Exception as exc:  # a plugin validator's bug must not become a traceback
@@ -145,7 +173,7 @@ def _user_loc(loc: Loc, data: Any, kind: str) -> Loc:
             current = current[part]
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             current = current[part]
-        elif i == len(loc) - 1 and kind in ("missing", "extra_forbidden"):
+        elif i == len(loc) - 1 and kind in ("missing", "extra_forbidden", RULE):
             pass
         else:
             continue
@@ -212,7 +240,8 @@ def _unwrap(tp: Any) -> Any:
     while True:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
-            tp = typing.get_args(tp)[0]
+            via = [m for m in tp.__metadata__ if isinstance(m, Via)]
+            tp = via[0].written if via else typing.get_args(tp)[0]
         elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
             if len(args) != 1:
@@ -232,8 +261,10 @@ def _model_at(model: Any, loc: Loc) -> type[pydantic.BaseModel] | None:
             fields = {(f.alias or n): f for n, f in tp.model_fields.items()}
             if part not in fields:
                 return None
-            tp = fields[part].annotation
-        elif origin in (list, tuple, set, frozenset, Sequence) or origin is dict:
+            tp = _written(fields[part])
+        elif origin is tuple:
+            tp = typing.get_args(tp)[0] if typing.get_args(tp) else Any
+        elif origin in (list, set, frozenset, Sequence) or origin is dict:
             tp = typing.get_args(tp)[-1] if typing.get_args(tp) else Any
         elif origin in (typing.Union, types.UnionType):
             tp = _union_member(tp, part)
@@ -243,6 +274,12 @@ def _model_at(model: Any, loc: Loc) -> type[pydantic.BaseModel] | None:
             return None
     tp = _unwrap(tp)
     return tp if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel) else None
+
+
+def _written(field: Any) -> Any:
+    """The type a field is written as in the file (a :class:`Via`'s, else its annotation)."""
+    via = [m for m in field.metadata if isinstance(m, Via)]
+    return via[0].written if via else field.annotation
 
 
 def _union_member(union: Any, tag: str | int) -> Any:

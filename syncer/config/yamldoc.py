@@ -31,7 +31,7 @@ _FAILED_VALUE = {
 
 
 class Sink(Protocol):
-    """Where problems go (:class:`syncer.configerrors.Problems`)."""
+    """Where problems go (:class:`syncer.config.problems.Problems`)."""
 
     def add(self, loc: str, message: str) -> None: ...
 
