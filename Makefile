@@ -12,8 +12,12 @@ setup:  ## what `make test` needs: Python deps, Kubernetes 1.37 + etcd, helm, a 
 test: setup  ## the whole suite, integration tests on the real local stack (Kubernetes 1.37)
 	$(PYTHON) -m pytest
 
+# The fast loop spreads the tests over the cores (pytest-xdist, from `.[test]`; one process
+# where it is not installed) and draws a quarter of each property test's examples; `make test`
+# runs them all in full.
 test-unit:  ## the seconds-fast loop: unit tests only, no stack and no set-up
-	$(PYTHON) -m pytest -q tests/unit
+	PSS_EXAMPLES=quick $(PYTHON) -m pytest -q \
+		$$($(PYTHON) -c 'import xdist' 2>/dev/null && printf '%s' '-n auto') tests/unit
 
 test-oldest:  ## the integration tests on the oldest supported Kubernetes (not the benchmark)
 	bash .ci/setup python kube-oldest

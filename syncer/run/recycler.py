@@ -100,7 +100,8 @@ class Recycler:
         while not self._stop.is_set():
             if not self.enabled():
                 self._wake.clear()
-                self._wake.wait(1.0)
+                if not self._stop.is_set():  # a shutdown that woke us just before counts
+                    self._wake.wait(1.0)
                 continue
             self.watch_session()
 

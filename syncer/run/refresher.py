@@ -152,13 +152,18 @@ class Refresher:
     def run(self) -> None:
         while not self._stop.is_set():
             if not self._active.is_set():
-                self._wake.clear()
-                self._wake.wait(1.0)
+                self._pause(1.0)
                 continue
             wait = self.step()
-            self._wake.clear()
             if wait > 0:  # at most a second at a time: shutdown must not wait for a refresh
-                self._wake.wait(min(wait, 1.0))
+                self._pause(min(wait, 1.0))
+
+    def _pause(self, seconds: float) -> None:
+        """Wait until woken (a config, SIGHUP, shutdown) or `seconds` pass; stop is checked
+        after the clear, so a shutdown that woke us just before is never slept through."""
+        self._wake.clear()
+        if not self._stop.is_set():
+            self._wake.wait(seconds)
 
     def step(self) -> float:
         """Read every credential that is due; seconds until the next one is due."""

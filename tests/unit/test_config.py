@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 from backends import base
 from syncer import config
 from syncer.core import dockerconfig
+from tests.unit.examples import examples
 
 SENTINEL = "pw-SENTINEL-7f3a"
 
@@ -770,7 +771,8 @@ _names = st.sampled_from(["ghcr", "nope", "team-a", "vault-dev", "x"])
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150), deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_fuzzed_documents_give_only_clean_config_errors(
@@ -808,7 +810,8 @@ def test_fuzzed_documents_give_only_clean_config_errors(
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200), deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(text=st.lists(st.sampled_from([*"ab :-[]{}\n\t'\"!&*#|>%@`,?", SENTINEL])).map("".join))
 def test_fuzzed_text_gives_only_clean_config_errors(

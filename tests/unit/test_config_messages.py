@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from backends import durations
 from syncer.config import models
 from syncer.config.problems import Problems, scrub
+from tests.unit.examples import examples
 
 HINT = "expected a duration such as 30s, 5m, 1h, 1m30s, 1500ms or a number of seconds"
 DURATION_MESSAGES = {HINT, "must be at least 1s", "must be at most 8760h (365 days)"}
@@ -57,7 +58,7 @@ class _Echoing(pydantic.BaseModel):
 _durationish = st.text(alphabet="0123456789.mshd -_:", min_size=1, max_size=12)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=_durationish)
 def test_duration_messages_are_our_fixed_text_whatever_the_value(value: str) -> None:
     try:
@@ -75,14 +76,14 @@ def test_a_value_inside_the_hint_leaves_the_hint_whole() -> None:
         assert messages(models.Defaults, {"refreshInterval": value}) == [HINT]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(key=st.text(alphabet="ab.-_/Z9 *", min_size=1, max_size=70))
 def test_label_key_messages_are_our_fixed_text_whatever_the_key(key: str) -> None:
     got = messages(models.Requirement, {"key": key, "operator": "Exists"})
     assert set(got) <= LABEL_KEY_MESSAGES
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=st.text(min_size=3, max_size=24), field=st.sampled_from(["address", "region"]))
 def test_a_plugin_message_never_contains_the_value(value: str, field: str) -> None:
     got = messages(_Echoing, {field: value})
@@ -90,7 +91,7 @@ def test_a_plugin_message_never_contains_the_value(value: str, field: str) -> No
     assert value not in got[0]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=st.text(min_size=3, max_size=24), message=st.text(max_size=40))
 def test_scrub_removes_every_occurrence_even_next_to_the_placeholder(
     value: str, message: str

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from syncer import cli, config
+from tests.unit.examples import examples
 
 FILE = "cfg.yaml"
 _PATH = (
@@ -38,7 +39,7 @@ LINE = re.compile(rf"^{re.escape(FILE)}: {_PATH}: \S.*$")
 # credentials.open_backends names the file by its absolute path (cfg.path), the loader as given.
 CLI_LINE = re.compile(rf"^(?:/\S*/)?{re.escape(FILE)}: {_PATH}: \S.*$")
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=examples(200),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -537,7 +538,8 @@ def test_any_document_loads_or_gives_clean_config_errors_and_check_exits_0_or_2(
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150), deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     data=st.binary(max_size=200)

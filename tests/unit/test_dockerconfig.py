@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncer.core import dockerconfig
+from tests.unit.examples import examples
 
 SENTINEL = "pw-SENTINEL-7f3a"
 DEFAULT = dockerconfig.FieldNames()
@@ -551,7 +552,7 @@ _payload = st.dictionaries(
 _fields = st.sampled_from([DEFAULT, dockerconfig.FieldNames(username="user", password="token")])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(data=_payload, fields=_fields, registry=st.one_of(st.none(), _registry_keys))
 def test_fuzzed_payloads_raise_only_clean_payload_errors(
     data: dict[str, Any], fields: dockerconfig.FieldNames, registry: str | None

@@ -24,6 +24,7 @@ from syncer.core import dockerconfig
 from syncer.credentials import fetch as credentials
 from syncer.kube import errors as kube
 from syncer.kube.client.translate import translate
+from tests.unit.examples import examples
 
 SENTINEL = "SENTINEL"
 _secretish = st.sampled_from([SENTINEL, f"pw-{SENTINEL}-1", f"{SENTINEL}:x", f"{SENTINEL}\n",
@@ -84,7 +85,7 @@ _FIELDS = st.sampled_from([dockerconfig.FieldNames(),
                            dockerconfig.FieldNames(username="user", password="pass")])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(payload=_payloads(), error=_ERRORS, fields=_FIELDS,
        registry=st.sampled_from([None, "ghcr.io", "https://index.docker.io/v1/"]))
 def test_reading_a_credential_raises_only_credential_errors_naming_the_credential_and_field(
@@ -113,7 +114,7 @@ def test_reading_a_credential_raises_only_credential_errors_naming_the_credentia
         json.loads(dockerconfig.render(auths))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(text=st.one_of(_json.map(json.dumps), st.lists(st.sampled_from(
     [*'{}[]":,ab\\ ', SENTINEL, "\u00e9", "\x00", "\ud800"]), max_size=20).map("".join)),
     binary=st.booleans())
@@ -134,7 +135,7 @@ def test_aws_secret_text_decoding_raises_only_invalid_payload_naming_the_field(
         assert isinstance(data, dict)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(status=st.sampled_from([400, 403, 404, 409, 410, 422, 429, 500, 503]),
        body=st.one_of(_json.map(json.dumps), st.fixed_dictionaries({
            "kind": st.just("Status"), "reason": st.sampled_from(["Invalid", "Conflict", ""]),

@@ -37,7 +37,7 @@ def race_window(cluster: fake.FakeCluster, ns: str) -> None:
 
 @pytest.fixture
 def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    made: list[daemon.Daemon] = []
+    made: list[tuple[daemon.Daemon, fake.FakeCluster]] = []
 
     def make(cluster: fake.FakeCluster, *, extra: str = RECYCLE) -> daemon.Daemon:
         path = fakes.write_config(tmp_path, extra=extra)
@@ -47,12 +47,13 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
                           open_backends=lambda c: {"vault": backend}, watch_timeout=1,
                           poll_interval=0.05)
         d.start()
-        made.append(d)
+        made.append((d, cluster))
         return d
 
     yield make
-    for d in made:
+    for d, cluster in made:
         d.shutdown()
+        cluster.end_watches()
         for t in d.threads:
             t.join(5)
 
