@@ -22,6 +22,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from syncer import config
 from tests.deploy import rbac_calls
 
 REPO = Path(__file__).resolve().parents[2]
@@ -332,7 +333,6 @@ def test_shipped_config_holds_no_secret_and_logs_in_to_vault_with_the_pod_identi
 
 @overlay
 def test_shipped_config_is_accepted_by_the_config_loader(name: str, tmp_path: Path) -> None:
-    config = pytest.importorskip("syncer.config", reason="syncer/config.py not written yet")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(shipped_config(name)), encoding="utf-8")
     config.load(path)
