@@ -136,6 +136,7 @@ class _State:
     backoff: float = 0.0  # the current back-off level
     restored_at: float | None = None  # our last restore while contested (None: next is now)
     removed_since: bool = False  # the entry was taken out again after that restore
+    last_removed: float = float("-inf")  # when the watch last reported a removal
     own_unpatch: dict[str, float] = field(default_factory=dict)  # entry -> when we took it out
 
 
@@ -179,6 +180,7 @@ class Tracker:
             st.removals.setdefault(found.manager, deque()).append(now)
             st.entries = found.entries
             st.removed_since = True
+            st.last_removed = now
             if st.contested_by is None and (by := self._by(st, now)) is not None:
                 # from now on restores back off; this repair is still immediate
                 st.contested_by, st.backoff, st.restored_at = by, self._base, None
@@ -208,8 +210,12 @@ class Tracker:
                 return 0.0
             return max(0.0, st.restored_at + st.backoff - now)
 
-    def restored(self, namespace: str, name: str, now: float) -> None:
-        """We wrote our entry back: while contested, the next restore waits twice as long."""
+    def restored(self, namespace: str, name: str, now: float, *,
+                 sent: float | None = None) -> None:
+        """We wrote our entry back (the write was sent at `sent`, answered at `now`): while
+        contested, the next restore waits twice as long. A fast writer may take the entry out
+        again before the answer is back, and the watch may report that first: a removal
+        reported since `sent` is a removal of this restore, not of the last one."""
         with self._lock:
             st = self._states.get((namespace, name))
             if st is None or st.contested_by is None:
@@ -217,7 +223,7 @@ class Tracker:
             if st.restored_at is not None:
                 st.backoff = min(self._cap, st.backoff * 2)
             st.restored_at = now
-            st.removed_since = False
+            st.removed_since = sent is not None and st.last_removed > sent
 
     # ---- what the user is told ------------------------------------------------------------
     def contested(self, now: float) -> list[Contested]:

@@ -183,9 +183,10 @@ class Engine:
             return
         if self._fights is not None and action.remove:
             self._fights.unpatching(ns, name, action.remove, self._clock())
+        sent = self._clock()
         if self._applier.service_account(action, add=add):
             if self._fights is not None and add:
-                self._fights.restored(ns, name, self._clock())
+                self._fights.restored(ns, name, self._clock(), sent=sent)
             self._done(action, report)
 
     def _done(self, action: plan.Action, report: Report) -> None:

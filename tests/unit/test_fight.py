@@ -185,6 +185,31 @@ def test_writes_in_the_first_two_minutes_of_a_fast_fight_are_few() -> None:
     assert writes == 5  # 3 immediate, then after 30 s and 60 s
 
 
+def test_a_revert_reported_before_our_write_is_answered_still_counts_against_that_restore(
+        ) -> None:
+    # A writer that reverts within milliseconds: the watch reports the removal of our restored
+    # entry before the worker hears our PATCH's 200. That removal belongs to this restore: the
+    # back-off keeps doubling, never "resets" as if the entry had stayed, and no new round of
+    # immediate repairs starts.
+    f = Fight()
+    for _ in range(3):
+        f.revert()
+        f.wait_and_restore()  # the third removal: contested, repaired at once
+    f.revert()
+    waits = []
+    for _ in range(4):
+        wait = f.hold()
+        waits.append(round(wait))
+        f.now += wait
+        sent = f.now
+        f.now += 0.05
+        f.revert()  # reported while our write is in flight
+        f.now += 0.05
+        f.tracker.restored(NS, SA, f.now, sent=sent)
+    assert waits == [30, 60, 120, 240]
+    assert f.contested() == [(NS, SA, "argocd-controller")]
+
+
 def test_the_back_off_resets_once_the_entry_stayed_for_one_back_off_period() -> None:
     f = Fight()
     for _ in range(6):
