@@ -287,6 +287,17 @@ def backends_yaml(vault: Any, aws: Any, *, vault_addr: str | None = None,
     endpointUrl: {aws_endpoint or aws.endpoint}"""
 
 
+def seed_credentials(vault: Any, aws: Any, unique: str, *, hub_password: str,
+                     ghcr_password: str) -> None:
+    """The two credentials `daemon_config` names: `hub` in Vault's KV v2 (user `hubuser`) and
+    `ghcr` in Secrets Manager (user `ghcruser`, registry ghcr.io)."""
+    vault.client().secrets.kv.v2.create_or_update_secret(
+        path=f"pss/{unique}/hub", secret={"username": "hubuser", "password": hub_password},
+        mount_point=vault.kv2_mount)
+    aws.client("secretsmanager").create_secret(Name=f"pss/{unique}/ghcr", SecretString=json.dumps(
+        {"username": "ghcruser", "password": ghcr_password, "registry": "ghcr.io"}))
+
+
 def daemon_config(vault: Any, aws: Any, unique: str, *, refresh: str = "2s",
                   vault_addr: str | None = None, aws_endpoint: str | None = None,
                   mappings: str | None = None) -> str:

@@ -31,11 +31,7 @@ start_daemon = shared.start_daemon  # the fixture now lives in conftest.py; kept
 
 @pytest.fixture
 def creds(vault: Any, aws: Any, unique: str) -> dict[str, Any]:
-    vault.client().secrets.kv.v2.create_or_update_secret(
-        path=f"pss/{unique}/hub", secret={"username": "hubuser", "password": HUB_PW},
-        mount_point=vault.kv2_mount)
-    aws.client("secretsmanager").create_secret(Name=f"pss/{unique}/ghcr", SecretString=json.dumps(
-        {"username": "ghcruser", "password": GHCR_PW, "registry": "ghcr.io"}))
+    shared.seed_credentials(vault, aws, unique, hub_password=HUB_PW, ghcr_password=GHCR_PW)
     return {"vault": vault, "aws": aws}
 
 

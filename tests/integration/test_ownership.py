@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from tests.integration import conftest as shared
 from tests.integration.conftest import daemon_config, read_secret
 from tests.integration.daemonproc import DaemonProcess, wait_until
 
@@ -35,11 +36,7 @@ PEAK_LIMIT_KIB = 200 * 1024
 
 @pytest.fixture
 def creds(vault: Any, aws: Any, unique: str) -> dict[str, Any]:
-    vault.client().secrets.kv.v2.create_or_update_secret(
-        path=f"pss/{unique}/hub", secret={"username": "hubuser", "password": HUB_PW},
-        mount_point=vault.kv2_mount)
-    aws.client("secretsmanager").create_secret(Name=f"pss/{unique}/ghcr", SecretString=json.dumps(
-        {"username": "ghcruser", "password": GHCR_PW, "registry": "ghcr.io"}))
+    shared.seed_credentials(vault, aws, unique, hub_password=HUB_PW, ghcr_password=GHCR_PW)
     return {"vault": vault, "aws": aws}
 
 

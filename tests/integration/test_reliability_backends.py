@@ -18,6 +18,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from tests.integration import conftest as shared
 from tests.integration.conftest import (
     CONVERGE,
     Result,
@@ -52,11 +53,7 @@ def log_errors(daemon: DaemonProcess, credential: str) -> list[str]:
 
 
 def seed(vault: Any, aws: Any, unique: str) -> None:
-    vault.client().secrets.kv.v2.create_or_update_secret(
-        path=f"pss/{unique}/hub", secret={"username": "hubuser", "password": HUB_PW},
-        mount_point=vault.kv2_mount)
-    aws.client("secretsmanager").create_secret(Name=f"pss/{unique}/ghcr", SecretString=json.dumps(
-        {"username": "ghcruser", "password": GHCR_PW, "registry": "ghcr.io"}))
+    shared.seed_credentials(vault, aws, unique, hub_password=HUB_PW, ghcr_password=GHCR_PW)
 
 
 # --------------------------------------------------------------------------- case 1

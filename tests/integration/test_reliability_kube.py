@@ -8,7 +8,6 @@ and "nothing lost": Secret data and resourceVersions where no write is expected,
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import threading
@@ -21,6 +20,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from tests.integration import conftest as shared
 from tests.integration.conftest import (
     CONVERGE,
     FOREIGN_ENTRIES,
@@ -46,11 +46,7 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 @pytest.fixture
 def creds(vault: Any, aws: Any, unique: str, leak_values: list[str]) -> dict[str, Any]:
-    vault.client().secrets.kv.v2.create_or_update_secret(
-        path=f"pss/{unique}/hub", secret={"username": "hubuser", "password": HUB_PW},
-        mount_point=vault.kv2_mount)
-    aws.client("secretsmanager").create_secret(Name=f"pss/{unique}/ghcr", SecretString=json.dumps(
-        {"username": "ghcruser", "password": GHCR_PW, "registry": "ghcr.io"}))
+    shared.seed_credentials(vault, aws, unique, hub_password=HUB_PW, ghcr_password=GHCR_PW)
     leak_values.extend([auth_of("hubuser", HUB_PW), auth_of("ghcruser", GHCR_PW)])
     return {"vault": vault, "aws": aws}
 
