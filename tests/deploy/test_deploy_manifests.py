@@ -24,14 +24,8 @@ from packaging.requirements import Requirement
 
 from syncer import config
 from tests.deploy import rbac_calls
+from tests.deploy.layout import DEPLOY, KUSTOMIZATIONS, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-KUSTOMIZATIONS = {
-    "base": DEPLOY / "kubernetes" / "base",
-    "kind": DEPLOY / "kubernetes" / "overlays" / "kind",
-    "production": DEPLOY / "kubernetes" / "overlays" / "production",
-}
 NAMESPACE = "pullsecret-syncer"
 CONFIG_PATH = "/etc/pullsecret-syncer/config.yaml"
 

@@ -16,15 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.deploy.layout import DEPLOY, KUSTOMIZATIONS
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-KUSTOMIZATIONS = {
-    "base": DEPLOY / "kubernetes" / "base",
-    "kind": DEPLOY / "kubernetes" / "overlays" / "kind",
-    "production": DEPLOY / "kubernetes" / "overlays" / "production",
-}
 # Namespaces the manifests put objects in. A server-side dry run of a namespaced object needs its
 # namespace to exist for real (the dry-run Namespace object is not persisted).
 NAMESPACES = ("pullsecret-syncer", "vault")
